@@ -1,0 +1,1 @@
+"""The voice menu: Twilio's webhooks (views), the call flow, its spoken prompts and TwiML."""

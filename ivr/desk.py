@@ -1,0 +1,151 @@
+"""The call flow's memory, kept in the database. One desk per webhook request; the view commits."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.events import RecordingEvent
+from ivr.flow import UnlockOutcome
+from jobs.queue import DISCARD_RECORDING, STORE_RECORDING, enqueue
+from storage.cases import Sealer, confirm_contact, find_case, open_case, seal_contact_number, unlock_case
+from storage.models import Call, Case, Recording, utcnow
+from storage.references import pin_for
+
+# A take whose status callback never came is fetched anyway, a little after the call ends.
+LATE_FETCH_DELAY = timedelta(seconds=60)
+
+
+class SqlCallDesk:
+    def __init__(self, session: Session, sealer: Sealer, secret_key: str):
+        self.session = session
+        self.sealer = sealer
+        self.secret_key = secret_key
+        self.new_job_ids: list[int] = []
+
+    # --- calls ---------------------------------------------------------------------------------
+
+    def _call(self, call_sid: str) -> Call:
+        call = self.session.scalar(select(Call).where(Call.call_sid == call_sid))
+        if call is None:
+            call = Call(call_sid=call_sid)
+            self.session.add(call)
+            self.session.flush()
+        return call
+
+    def _case(self, call_sid: str) -> Case:
+        """The call's case; a call that somehow reaches a case step without one gets an anonymous case,
+        so whatever the caller says next is still kept."""
+        call = self._call(call_sid)
+        if call.case is None:
+            call.case = open_case(self.session, anonymous=True)
+            call.purpose = call.purpose or "report"
+        return call.case
+
+    def start_call(self, call_sid: str) -> None:
+        self._call(call_sid)
+
+    def open_report(self, call_sid: str, anonymous: bool) -> None:
+        call = self._call(call_sid)
+        if call.case is not None and call.purpose == "report":
+            # A retried webhook, or a caller who went back: the choice can only become more private.
+            call.case.anonymous = call.case.anonymous and anonymous
+            return
+        call.purpose = "report"
+        call.case = open_case(self.session, anonymous=anonymous)
+
+    def save_contact_number(self, call_sid: str, number: str, confirmed: bool) -> None:
+        case = self._case(call_sid)
+        if case.anonymous:
+            return  # never store a number against an anonymous report
+        seal_contact_number(self.session, self.sealer, case, number, confirmed)
+
+    def confirm_contact_number(self, call_sid: str) -> None:
+        confirm_contact(self.session, self._case(call_sid))
+
+    def set_category(self, call_sid: str, category: str) -> None:
+        self._case(call_sid).category = category
+
+    # --- adding to an earlier report -----------------------------------------------------------
+
+    def remember_reference(self, call_sid: str, reference: str) -> None:
+        call = self._call(call_sid)
+        call.purpose = "add"
+        call.pending_reference = reference
+
+    def unlock(self, call_sid: str, pin: str) -> UnlockOutcome:
+        call = self._call(call_sid)
+        result = unlock_case(self.session, self.secret_key, call.pending_reference or "", pin)
+        call.pending_reference = None
+        if result.case is not None:
+            call.case = result.case
+            return UnlockOutcome(True, call.failed_unlocks)
+        call.failed_unlocks += 1
+        return UnlockOutcome(False, call.failed_unlocks)
+
+    def is_adding_to_earlier_report(self, call_sid: str) -> bool:
+        return self._call(call_sid).purpose == "add"
+
+    def reference_and_pin(self, call_sid: str) -> tuple[str, str] | None:
+        call = self._call(call_sid)
+        if call.case is None:
+            return None
+        return call.case.reference, pin_for(self.secret_key, call.case.reference)
+
+    # --- recordings ----------------------------------------------------------------------------
+
+    def _recording(self, call_sid: str, recording_sid: str) -> Recording:
+        recording = self.session.scalar(select(Recording).where(Recording.recording_sid == recording_sid))
+        if recording is None:
+            recording = Recording(recording_sid=recording_sid, call_sid=call_sid, case_id=self._case(call_sid).id)
+            self.session.add(recording)
+            self.session.flush()
+        return recording
+
+    def take_recorded(self, call_sid: str, recording_sid: str, recording_url: str | None, duration: int | None) -> None:
+        recording = self._recording(call_sid, recording_sid)
+        recording.recording_url = recording.recording_url or recording_url
+        if duration is not None:
+            recording.duration_seconds = duration
+
+    def discard_take(self, call_sid: str, recording_sid: str) -> None:
+        recording = self.session.scalar(
+            select(Recording).where(Recording.recording_sid == recording_sid, Recording.call_sid == call_sid)
+        )
+        if recording is None or recording.decision == "discard":
+            return
+        recording.decision = "discard"
+        self._enqueue(DISCARD_RECORDING, recording)
+
+    def recording_status(self, call_sid: str, event: RecordingEvent) -> None:
+        """Twilio's recording status callback; any number of times, in any order with the action."""
+        recording = self._recording(call_sid, event.recording_sid)
+        recording.recording_url = recording.recording_url or event.recording_url
+        if event.duration_seconds is not None:
+            recording.duration_seconds = event.duration_seconds
+        if event.status in ("completed", "absent", "failed") and recording.twilio_status != "completed":
+            recording.twilio_status = event.status
+        if recording.twilio_status == "completed" and recording.decision == "keep":
+            self._enqueue(STORE_RECORDING, recording)
+
+    def call_ended(self, call_sid: str, status: str | None) -> None:
+        call = self._call(call_sid)
+        if call.ended_at is None:
+            call.ended_at = utcnow()
+        call.status = status or "completed"
+        call.pending_reference = None
+        pending = self.session.scalars(
+            select(Recording).where(
+                Recording.call_sid == call_sid, Recording.decision == "keep", Recording.twilio_status == "pending"
+            )
+        )
+        for recording in pending:
+            job = self._enqueue(STORE_RECORDING, recording)
+            if job.attempts == 0:
+                job.run_after = utcnow() + LATE_FETCH_DELAY
+
+    def _enqueue(self, kind: str, recording: Recording):
+        job = enqueue(self.session, kind, recording.id)
+        self.new_job_ids.append(job.id)
+        return job

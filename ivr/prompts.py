@@ -1,0 +1,92 @@
+"""Everything the hotline says, in one place, in British English. Calm, short sentences: many callers
+are frightened, some are on a bad line, and every prompt may be heard more than once."""
+from __future__ import annotations
+
+VOICE = "Polly.Amy"  # pinned: one consistent British voice on every prompt
+LANGUAGE = "en-GB"
+
+WELCOME = (
+    "Thank you for calling the police misconduct reporting line. This free line is run by an independent "
+    "charity, not by the police. You can tell us about a police officer or member of police staff who is "
+    "corrupt or abuses their position. "
+    "If you or someone else is in immediate danger, hang up now and call 999. "
+    "What you tell us will be recorded and encrypted. Only our trained call handlers can listen to it, and "
+    "they use it to decide how to take your report forward."
+)
+MAIN_MENU = "To make a new report, press 1. To add information to a report you have already made, press 2."
+
+ANONYMITY_MENU = (
+    "You can stay anonymous. If you do, we will not keep your phone number or anything else that could "
+    "identify you. To stay anonymous, press 1, or just wait. "
+    "If you would like us to be able to contact you, press 2."
+)
+ANONYMOUS_CONFIRMED = "You are anonymous. We will not keep your phone number."
+
+CONTACT_USE_THIS_NUMBER = (
+    "You are calling from a number ending in {last_digits}. To let us contact you on this number, press 1. "
+    "To give us a different number, press 2."
+)
+CONTACT_ENTER_NUMBER = "Please key in the phone number we can contact you on, then press the hash key."
+CONTACT_NUMBER_INVALID = "Sorry, that does not look like a phone number."
+CONTACT_READ_BACK = "You entered {number}."
+CONTACT_CONFIRM_MENU = "If that is right, press 1. To key it in again, press 2."
+CONTACT_SAVED = "Thank you. Your contact number has been saved securely."
+
+CATEGORY_MENU = (
+    "What is your report about? "
+    "For taking money or favours, bribery or corruption, press 1. "
+    "For using police powers for a sexual purpose, press 2. "
+    "For abusing a partner or family member, press 3. "
+    "For racism, homophobia, misogyny or other discrimination, press 4. "
+    "For something else, press 5."
+)
+
+RECORD_INSTRUCTIONS = (
+    "After the tone, please tell us what happened, in your own words. Take your time. If you can, say who "
+    "was involved, where and when it happened, and anything that could help us check it. "
+    "You have up to {minutes} minutes. When you have finished, press the hash key, or simply hang up."
+)
+RECORD_AGAIN_INSTRUCTIONS = "After the tone, please tell us what happened. When you have finished, press the hash key."
+RECORD_MORE_INSTRUCTIONS = "After the tone, please add what you would like to say. When you have finished, press the hash key."
+RECORD_NOTHING_HEARD = "Sorry, we did not hear anything."
+
+AFTER_RECORDING_MENU = (
+    "Thank you. To keep your report, press 1. To delete it and record it again, press 2. "
+    "To keep it and add more, press 3."
+)
+TAKE_DISCARDED = "That recording has been deleted."
+
+REFERENCE_INTRO = "Please write down your case reference and PIN. You will need them to add to your report."
+REFERENCE_IS = "Your case reference is {reference}."
+PIN_IS = "Your PIN is {pin}."
+READ_BACK_MENU = "To hear them again, press 1."
+ADDED_TO_CASE = "Thank you. What you said has been added to your report."
+
+ENTER_REFERENCE = "Please key in your 8 digit case reference."
+ENTER_PIN = "Now please key in your 4 digit PIN."
+UNLOCK_FAILED = "Sorry, we could not find a report with those details."
+UNLOCK_GIVE_UP = (
+    "Sorry, we still could not find a report with those details. You can make a new report instead; "
+    "please call again and press 1."
+)
+UNLOCKED = "Thank you. We have found your report."
+
+NOT_AN_OPTION = "Sorry, that is not one of the options."
+NO_INPUT = "Sorry, we did not get your choice."
+GOODBYE = "Thank you for calling. Goodbye."
+NO_INPUT_GOODBYE = "We have not heard from you, so we will end the call now. Please call again at any time. Goodbye."
+SOMETHING_WENT_WRONG = (
+    "Sorry, something went wrong on our side. Anything you have already recorded is safe. "
+    "Please call again later. Goodbye."
+)
+
+
+def spoken_digits(digits: str, group: int = 4) -> list[str]:
+    """Digits in groups, each digit separated, so a text-to-speech voice reads them one by one slowly."""
+    groups = [digits[i : i + group] for i in range(0, len(digits), group)]
+    return [", ".join(g) + "." for g in groups]
+
+
+def last_digits(number: str, count: int = 3) -> str:
+    tail = "".join(ch for ch in number if ch.isdigit())[-count:]
+    return ", ".join(tail)

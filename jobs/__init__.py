@@ -1,0 +1,1 @@
+"""Background work: fetching, sealing (and transcribing) recordings, and removing Twilio's copies."""

@@ -1,0 +1,138 @@
+"""The recording job: fetch from Twilio, seal and store, (transcribe,) then delete Twilio's copy.
+
+Each stage commits before the next begins and is skipped when already done, so a job that dies at
+any point and is run again finishes the work exactly once. Twilio's copy is deleted last: until the
+sealed copy is committed it is the only one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from jobs import queue
+from jobs.twilio_rest import TwilioRest
+from settings import Settings
+from storage.cases import Sealer
+from storage.db import Database
+from storage.models import Job, Recording
+
+log = logging.getLogger("hotline.jobs")
+
+
+@dataclass
+class Workshop:
+    """What a job needs, built once per worker process."""
+
+    settings: Settings
+    db: Database
+    sealer: Sealer
+    twilio: TwilioRest
+    # Later stages that need the audio (transcription); each is called with the session, the
+    # recording and its audio, and commits its own work.
+    audio_stages: tuple[Callable[["Workshop", Session, Recording, bytes], None], ...] = ()
+
+
+def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
+    """Claim one due job (or the named one) and run it; returns its id, or None if none was due."""
+    with workshop.db.session() as session:
+        job = queue.claim(session, job_id)
+        if job is None:
+            return None
+        try:
+            if job.kind == queue.STORE_RECORDING:
+                store_recording(workshop, session, job.recording_id)
+            elif job.kind == queue.DISCARD_RECORDING:
+                discard_recording(workshop, session, job.recording_id)
+            else:
+                raise ValueError(f"unknown job kind {job.kind!r}")
+        except Exception as error:  # every failure is retried later; none may take the worker down
+            session.rollback()
+            job = session.get(Job, job.id, populate_existing=True)
+            reason = _describe(error)
+            again = queue.retry_later(
+                session, job, reason, workshop.settings.retry_base_seconds, workshop.settings.job_max_attempts
+            )
+            session.commit()
+            log.warning(
+                "job %s (%s, recording %s) attempt %s failed: %s; %s",
+                job.id, job.kind, job.recording_id, job.attempts, reason,
+                "will retry" if again else "giving up",
+            )
+            return job.id
+        job = session.get(Job, job.id, populate_existing=True)
+        queue.complete(session, job)
+        session.commit()
+        return job.id
+
+
+def _describe(error: Exception) -> str:
+    # Our own exceptions carry safe messages; anything else is named by type only.
+    from jobs.twilio_rest import RecordingGone, TwilioUnavailable
+
+    if isinstance(error, (TwilioUnavailable, RecordingGone)):
+        return str(error)
+    return type(error).__name__
+
+
+def _recording(session: Session, recording_id: int, lock: bool = False) -> Recording:
+    recording = session.get(Recording, recording_id, populate_existing=True, with_for_update=lock)
+    if recording is None:
+        raise LookupError(f"recording {recording_id} does not exist")
+    return recording
+
+
+def store_recording(workshop: Workshop, session: Session, recording_id: int) -> None:
+    recording = _recording(session, recording_id)
+    if recording.decision == "discard":
+        discard_recording(workshop, session, recording_id)
+        return
+    sid = recording.recording_sid
+    needs_audio = recording.audio_item_id is None or (
+        bool(workshop.audio_stages) and recording.transcription_status == "pending"
+    )
+    if not recording.deleted_at_twilio and needs_audio:
+        session.commit()  # no transaction held open across the download
+        audio = workshop.twilio.download_recording(sid)
+        recording = _recording(session, recording_id, lock=True)
+        if recording.decision == "discard":  # the caller chose to record again while we downloaded
+            session.commit()
+            discard_recording(workshop, session, recording_id)
+            return
+        if recording.audio_item_id is None:
+            item = workshop.sealer.seal_item(
+                session, recording.case, "recording", audio,
+                note={"duration_seconds": recording.duration_seconds, "format": "wav"},
+            )
+            recording.audio_item_id = item.id
+            session.commit()
+            log.info("recording %s sealed and stored (%d bytes)", recording_id, item.size)
+        for stage in workshop.audio_stages:
+            stage(workshop, session, recording, audio)
+    _delete_at_twilio(workshop, session, recording_id)
+
+
+def discard_recording(workshop: Workshop, session: Session, recording_id: int) -> None:
+    recording = _recording(session, recording_id, lock=True)
+    for item in (recording.audio_item, recording.transcript_item):
+        if item is not None:
+            recording.audio_item_id = None if item is recording.audio_item else recording.audio_item_id
+            recording.transcript_item_id = None if item is recording.transcript_item else recording.transcript_item_id
+            session.flush()
+            workshop.sealer.destroy_item(session, item)
+    session.commit()
+    _delete_at_twilio(workshop, session, recording_id)
+
+
+def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int) -> None:
+    recording = _recording(session, recording_id)
+    if recording.deleted_at_twilio:
+        return
+    session.commit()
+    workshop.twilio.delete_recording(recording.recording_sid)
+    recording = _recording(session, recording_id)
+    recording.deleted_at_twilio = True
+    session.commit()
+    log.info("recording %s deleted at Twilio", recording_id)

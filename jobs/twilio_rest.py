@@ -1,0 +1,59 @@
+"""The two calls we make to Twilio's REST API: fetch a recording, delete it.
+
+Errors name the recording's SID at most; never a URL with credentials, never response bodies.
+"""
+from __future__ import annotations
+
+import requests
+
+API_VERSION = "2010-04-01"
+
+
+class TwilioUnavailable(Exception):
+    """Worth trying again later: a network failure, a 5xx, rate limiting, or an empty body."""
+
+
+class RecordingGone(Exception):
+    """Twilio no longer has this recording (404): trying again will not bring it back."""
+
+
+class TwilioRest:
+    def __init__(self, api_base: str, account_sid: str, auth_token: str, timeout: float = 30.0):
+        self.api_base = api_base.rstrip("/")
+        self.account_sid = account_sid
+        self._auth = (account_sid, auth_token)
+        self.timeout = timeout
+        self._http = requests.Session()
+
+    def recording_url(self, recording_sid: str) -> str:
+        return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+
+    def download_recording(self, recording_sid: str) -> bytes:
+        # Always asked for by SID at our configured API base: a URL from a request is never fetched.
+        url = self.recording_url(recording_sid) + ".wav"
+        response = self._request("GET", url, recording_sid)
+        if response.status_code == 404:
+            raise RecordingGone(f"recording {recording_sid} is not at Twilio")
+        self._raise_for_status(response, "download", recording_sid)
+        if not response.content:
+            raise TwilioUnavailable(f"Twilio returned an empty body for recording {recording_sid}")
+        return response.content
+
+    def delete_recording(self, recording_sid: str) -> None:
+        response = self._request("DELETE", self.recording_url(recording_sid) + ".json", recording_sid)
+        if response.status_code == 404:
+            return  # already gone: what we wanted
+        self._raise_for_status(response, "delete", recording_sid)
+
+    def _request(self, method: str, url: str, recording_sid: str) -> requests.Response:
+        try:
+            return self._http.request(method, url, auth=self._auth, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise TwilioUnavailable(
+                f"could not reach Twilio to {method.lower()} recording {recording_sid}: {type(error).__name__}"
+            ) from None
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response, action: str, recording_sid: str) -> None:
+        if response.status_code >= 400:
+            raise TwilioUnavailable(f"Twilio answered {response.status_code} to {action} recording {recording_sid}")

@@ -1,0 +1,61 @@
+"""The embedded worker: a few threads in the web process that run due jobs from the database.
+
+Webhooks wake it after committing new jobs; it also polls, so retries fall due and jobs left by a
+process that died are picked up again once their lease runs out.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from jobs.recording import Workshop, run_job
+
+log = logging.getLogger("hotline.worker")
+
+
+class InProcessWorker:
+    def __init__(self, workshop: Workshop, threads: int = 1, poll_seconds: float = 2.0):
+        self.workshop = workshop
+        self.thread_count = threads
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        for number in range(self.thread_count):
+            thread = threading.Thread(target=self._loop, name=f"hotline-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def notify(self, job_ids: list[int]) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = run_job(self.workshop)
+            except Exception:  # the database itself may be briefly unavailable; keep the worker alive
+                log.exception("worker could not run a job")
+                ran = None
+            if ran is None:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+
+def run_until_idle(workshop: Workshop, limit: int = 1000) -> int:
+    """Run due jobs in this thread until none is due (tests and the `jobs run` command)."""
+    count = 0
+    while count < limit and run_job(workshop) is not None:
+        count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Persistence: the models, encryption of everything sensitive, and where sealed bytes are kept."""

@@ -1,0 +1,87 @@
+"""Every test app gets its own temporary database, data directory and freshly generated keys."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+import pytest
+
+from settings import Settings
+from storage.crypto import load_private_key, write_key_pair
+from storage.migrate import upgrade
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"  # obviously fake, shaped like Twilio's
+PUBLIC_BASE_URL = "https://hotline.test"
+
+
+@pytest.fixture
+def key_passphrase() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def key_dir(data_dir: Path, key_passphrase: str) -> Path:
+    write_key_pair(data_dir / "keys", key_passphrase)
+    return data_dir / "keys"
+
+
+@pytest.fixture
+def private_key(key_dir: Path, key_passphrase: str):
+    return load_private_key(key_dir / "hotline.key", key_passphrase)
+
+
+@pytest.fixture
+def twilio_api_base() -> str:
+    # Overridden by tests that run a FakeTwilio; nothing listens here, so a stray request fails fast.
+    return "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def settings_env(data_dir: Path, key_dir: Path, twilio_api_base: str) -> dict[str, str]:
+    return {
+        "HOTLINE_ENV": "test",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "HOTLINE_SECRET_KEY": secrets.token_urlsafe(48),
+        "HOTLINE_DATA_DIR": str(data_dir),
+        "TWILIO_API_BASE": twilio_api_base,
+        "HOTLINE_WORKER": "off",
+    }
+
+
+@pytest.fixture
+def settings(settings_env: dict[str, str]) -> Settings:
+    settings = Settings.from_env(settings_env).with_overrides(retry_base_seconds=0.0)
+    upgrade(settings.database_url)
+    return settings
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from app import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["hotline"].dispatcher.stop()
+    app.extensions["hotline"].db.dispose()
+
+
+@pytest.fixture
+def hotline(app):
+    return app.extensions["hotline"]
+
+
+@pytest.fixture
+def captured_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    return caplog
