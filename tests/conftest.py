@@ -39,21 +39,29 @@ def private_key(key_dir: Path, key_passphrase: str):
 
 
 @pytest.fixture
-def twilio_api_base() -> str:
-    # Overridden by tests that run a FakeTwilio; nothing listens here, so a stray request fails fast.
-    return "http://127.0.0.1:9"
+def twilio_auth_token() -> str:
+    return secrets.token_hex(16)
 
 
 @pytest.fixture
-def settings_env(data_dir: Path, key_dir: Path, twilio_api_base: str) -> dict[str, str]:
+def fake_twilio(twilio_auth_token: str):
+    """Twilio's REST API on a local port: the only thing in the tests that is not the real thing."""
+    from simulator.fake_twilio import FakeTwilio
+
+    with FakeTwilio(ACCOUNT_SID, twilio_auth_token) as twilio:
+        yield twilio
+
+
+@pytest.fixture
+def settings_env(data_dir: Path, key_dir: Path, fake_twilio, twilio_auth_token: str) -> dict[str, str]:
     return {
         "HOTLINE_ENV": "test",
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": twilio_auth_token,
         "HOTLINE_SECRET_KEY": secrets.token_urlsafe(48),
         "HOTLINE_DATA_DIR": str(data_dir),
-        "TWILIO_API_BASE": twilio_api_base,
+        "TWILIO_API_BASE": fake_twilio.api_base,
         "HOTLINE_WORKER": "off",
     }
 

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from storage.crypto import (
+    KeyFileError,
+    SealContext,
+    SealError,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    seal,
+    unseal,
+    unwrap_private_key,
+    wrap_private_key,
+    write_key_pair,
+)
+
+CONTEXT = SealContext("12345674", "recording")
+
+
+def test_sealed_audio_opens_only_with_the_private_key_and_its_own_context():
+    key = generate_private_key()
+    sealed = seal(key.public_key(), b"RIFF the recording", CONTEXT)
+    assert b"the recording" not in sealed
+    assert unseal(key, sealed, CONTEXT) == b"RIFF the recording"
+    with pytest.raises(SealError):
+        unseal(generate_private_key(), sealed, CONTEXT)
+    with pytest.raises(SealError):
+        unseal(key, sealed, SealContext("12345674", "transcript"))
+    with pytest.raises(SealError):
+        unseal(key, sealed, SealContext("99999990", "recording"))
+
+
+@pytest.mark.parametrize("position", [0, 1, 40, 50, -1])
+def test_a_tampered_byte_anywhere_is_refused(position):
+    key = generate_private_key()
+    sealed = bytearray(seal(key.public_key(), b"x" * 100, CONTEXT))
+    sealed[position] ^= 0x01
+    with pytest.raises(SealError):
+        unseal(key, bytes(sealed), CONTEXT)
+
+
+def test_each_item_gets_a_fresh_key():
+    key = generate_private_key()
+    first, second = (seal(key.public_key(), b"same", CONTEXT) for _ in range(2))
+    assert first[1:33] != second[1:33] and first != second
+
+
+def test_truncated_or_foreign_data_is_refused():
+    key = generate_private_key()
+    with pytest.raises(SealError):
+        unseal(key, b"\x01short", CONTEXT)
+    with pytest.raises(SealError):
+        unseal(key, b"RIFF" + bytes(100), CONTEXT)
+
+
+def test_private_key_is_wrapped_with_the_passphrase():
+    key = generate_private_key()
+    wrapped = wrap_private_key(key, "correct horse battery")
+    assert unwrap_private_key(wrapped, "correct horse battery").public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        unwrap_private_key(wrapped, "wrong horse battery")
+    with pytest.raises(KeyFileError, match="at least 12"):
+        wrap_private_key(key, "short")
+
+
+def test_key_pair_files_are_written_once_and_private_key_is_owner_only(tmp_path):
+    public_path, private_path = write_key_pair(tmp_path, "a long enough passphrase")
+    assert private_path.stat().st_mode & 0o077 == 0
+    assert "PRIVATE" not in private_path.read_text()
+    sealed = seal(load_public_key(public_path), b"hello", CONTEXT)
+    assert unseal(load_private_key(private_path, "a long enough passphrase"), sealed, CONTEXT) == b"hello"
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
+        write_key_pair(tmp_path, "a long enough passphrase")
+
+
+def test_missing_or_wrong_public_key_file_is_a_clear_error(tmp_path):
+    with pytest.raises(KeyFileError, match="does not exist"):
+        load_public_key(tmp_path / "nope.pub")
+    (tmp_path / "bad.pub").write_text("not a key")
+    with pytest.raises(KeyFileError, match="not a PEM"):
+        load_public_key(tmp_path / "bad.pub")
