@@ -30,6 +30,7 @@ class Hotline:
 
 
 def build_hotline(settings: Settings) -> Hotline:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url)
     blobs = make_blob_store(settings.blob_store, settings.data_dir)
     sealer = Sealer(load_public_key(settings.public_key_path), blobs)

@@ -1,0 +1,90 @@
+"""Every /ivr/* request must carry Twilio's signature over PUBLIC_BASE_URL + path + query and the form."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+
+from storage.models import Call
+from tests.conftest import PUBLIC_BASE_URL
+from tests.support.webhooks import SignedTwilio, call_params, new_call_sid
+
+
+@pytest.fixture
+def twilio(app, settings):
+    return SignedTwilio(app.test_client(), settings.twilio_auth_token)
+
+
+def _calls(hotline) -> int:
+    with hotline.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Call))
+
+
+def test_a_correctly_signed_call_is_answered_even_behind_a_proxy(twilio, hotline):
+    response = twilio.post("/ivr/voice", call_params(new_call_sid()), base_url="http://10.0.0.5:8000")
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    assert _calls(hotline) == 1
+
+
+def test_a_tampered_parameter_is_refused_and_nothing_is_stored(twilio, hotline):
+    params = call_params(new_call_sid())
+    signature = twilio.signature(PUBLIC_BASE_URL + "/ivr/voice", params)
+    params["Digits"] = "2"
+    assert twilio.post("/ivr/voice", params, signature=signature).status_code == 403
+    assert _calls(hotline) == 0
+
+
+@pytest.mark.parametrize("signed_url", [
+    "https://evil.example/ivr/voice",
+    "http://hotline.test/ivr/voice",        # wrong scheme
+    "https://hotline.test:8443/ivr/voice",  # a port Twilio was not given
+    "https://hotline.test/ivr/welcome",     # another path
+    "https://hotline.test/ivr/voice?try=2",  # another query
+])
+def test_a_signature_for_another_url_is_refused(twilio, hotline, signed_url):
+    assert twilio.post("/ivr/voice", call_params(new_call_sid()), signed_url=signed_url).status_code == 403
+    assert _calls(hotline) == 0
+
+
+def test_the_default_port_may_or_may_not_be_in_the_signed_url(twilio):
+    # Twilio's signing is not consistent about :443; both forms are Twilio's.
+    response = twilio.post("/ivr/voice", call_params(new_call_sid()), signed_url="https://hotline.test:443/ivr/voice")
+    assert response.status_code == 200
+
+
+def test_the_query_string_is_part_of_what_is_signed(twilio):
+    params = call_params(new_call_sid())
+    assert twilio.post("/ivr/welcome?try=2", params).status_code == 200
+    wrong = twilio.signature(PUBLIC_BASE_URL + "/ivr/welcome", params)
+    assert twilio.post("/ivr/welcome?try=2", params, signature=wrong).status_code == 403
+
+
+def test_repeated_keys_are_all_signed(twilio):
+    params = MultiDict(call_params(new_call_sid()))
+    params.add("Extra", "one")
+    params.add("Extra", "two")
+    assert twilio.post("/ivr/voice", params).status_code == 200
+    only_first = MultiDict(call_params(params["CallSid"]))
+    only_first.add("Extra", "one")
+    signature = twilio.signature(PUBLIC_BASE_URL + "/ivr/voice", only_first)
+    assert twilio.post("/ivr/voice", params, signature=signature).status_code == 403
+
+
+def test_a_missing_signature_is_refused_and_logged_only_as_a_rejection(twilio, hotline, captured_logs):
+    caller = "+447700900999"
+    response = twilio.post("/ivr/voice", call_params(new_call_sid(), caller=caller), signature=False)
+    assert response.status_code == 403
+    assert _calls(hotline) == 0
+    assert "rejected a webhook to /ivr/voice" in captured_logs.text
+    assert "7700900999" not in captured_logs.text
+
+
+def test_a_signature_made_with_another_token_is_refused(app, hotline):
+    other = SignedTwilio(app.test_client(), "f" * 32)
+    assert other.post("/ivr/voice", call_params(new_call_sid())).status_code == 403
+    assert _calls(hotline) == 0
+
+
+@pytest.mark.parametrize("path", ["/ivr/status", "/ivr/recording-status", "/ivr/category", "/ivr/nope"])
+def test_every_ivr_path_requires_the_signature(twilio, path):
+    assert twilio.post(path, call_params(new_call_sid()), signature=False).status_code == 403
