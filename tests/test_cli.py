@@ -1,0 +1,69 @@
+"""Operators' commands."""
+from __future__ import annotations
+
+import json
+import secrets
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from ivr.desk import SqlCallDesk
+from ivr.events import RecordingEvent
+from jobs.worker import run_until_idle
+from storage.keygen import main as keygen
+from storage.models import Case
+from tests.support.audio import phone_wav
+
+
+def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(keygen, ["--dir", str(tmp_path / "keys")], env={"HOTLINE_KEY_PASSPHRASE": "a long passphrase here"})
+    assert result.exit_code == 0, result.output
+    assert "fingerprint" in result.output
+    assert (tmp_path / "keys" / "hotline.pub").exists() and (tmp_path / "keys" / "hotline.key").exists()
+    again = runner.invoke(keygen, ["--dir", str(tmp_path / "keys")], env={"HOTLINE_KEY_PASSPHRASE": "a long passphrase here"})
+    assert again.exit_code != 0 and "refusing to overwrite" in again.output
+
+
+def _case_with_contact_and_recording(hotline, fake_twilio) -> tuple[str, bytes]:
+    call_sid = "CA" + secrets.token_hex(16)
+    wav = phone_wav(1.0)
+    sid, url = fake_twilio.add_recording(wav, call_sid=call_sid)
+    with hotline.db.session() as session:
+        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
+        desk.open_report(call_sid, anonymous=False)
+        desk.save_contact_number(call_sid, "+447700900456", confirmed=True)
+        desk.recording_status(call_sid, RecordingEvent(sid, url, 1, "completed"))
+        session.commit()
+        reference = session.scalar(select(Case.reference))
+    run_until_idle(hotline.workshop)
+    return reference, wav
+
+
+def test_decrypt_writes_the_case_for_an_operator(app, hotline, fake_twilio, key_passphrase, tmp_path):
+    reference, wav = _case_with_contact_and_recording(hotline, fake_twilio)
+    out = tmp_path / "case"
+    result = app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(out)], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase}
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "case.json").read_text())
+    files = {item["kind"]: out / item["file"] for item in summary["items"]}
+    assert json.loads(files["contact"].read_text()) == {"phone_number": "+447700900456"}
+    assert files["recording"].read_bytes() == wav
+    assert out.stat().st_mode & 0o077 == 0
+
+
+def test_decrypt_with_the_wrong_passphrase_writes_nothing(app, hotline, fake_twilio, tmp_path):
+    reference, _ = _case_with_contact_and_recording(hotline, fake_twilio)
+    result = app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(tmp_path / "case")], env={"HOTLINE_KEY_PASSPHRASE": "not the passphrase"}
+    )
+    assert result.exit_code != 0 and "wrong passphrase" in result.output
+    assert not (tmp_path / "case").exists()
+
+
+def test_db_upgrade_and_jobs_commands(app):
+    runner = app.test_cli_runner()
+    assert "up to date" in runner.invoke(args=["db", "upgrade"]).output
+    assert runner.invoke(args=["jobs", "run"]).output.strip() == "ran 0 jobs"
