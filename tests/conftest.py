@@ -52,9 +52,27 @@ def fake_twilio(twilio_auth_token: str):
         yield twilio
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, data_dir: Path) -> str:
+    """Tests that touch the database run on both: SQLite (the embedded default) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{data_dir / 'hotline.db'}"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
 @pytest.fixture
-def settings_env(data_dir: Path, key_dir: Path, fake_twilio, twilio_auth_token: str) -> dict[str, str]:
+def settings_env(data_dir: Path, key_dir: Path, fake_twilio, twilio_auth_token: str, database_url: str) -> dict[str, str]:
     return {
+        "DATABASE_URL": database_url,
         "HOTLINE_ENV": "test",
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,

@@ -34,6 +34,7 @@ def test_secrets_never_appear_in_the_settings_repr(settings_env):
 
 
 def test_embedded_defaults(settings_env, data_dir):
+    settings_env.pop("DATABASE_URL")
     settings = Settings.from_env(settings_env)
     assert settings.database_url == f"sqlite:///{data_dir / 'hotline.db'}"
     assert settings.blob_store == "database"
