@@ -42,6 +42,7 @@ class Settings:
     job_max_attempts: int = 8
     transcription_max_attempts: int = 3
     retry_base_seconds: float = 5.0
+    job_lease_seconds: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -107,7 +108,7 @@ class Settings:
         if not public_key_path.is_file():
             problems.append(
                 f"the hotline's public key {public_key_path} does not exist "
-                "(create a key pair with: flask --app app keys generate)"
+                "(create a key pair with: python -m storage.keygen --dir DIR)"
             )
 
         worker_mode = choice("HOTLINE_WORKER", WORKER_MODES, "inprocess")
@@ -134,6 +135,7 @@ class Settings:
             max_recording_seconds=integer("HOTLINE_MAX_RECORDING_SECONDS", 600, minimum=10),
             job_max_attempts=integer("HOTLINE_JOB_MAX_ATTEMPTS", 8),
             transcription_max_attempts=integer("HOTLINE_TRANSCRIPTION_MAX_ATTEMPTS", 3),
+            job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", 300, minimum=2),
         )
         if problems:
             raise ConfigError("The hotline cannot start:\n  - " + "\n  - ".join(problems))

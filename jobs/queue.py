@@ -37,7 +37,7 @@ def _claimable(now: datetime):
     )
 
 
-def claim(session: Session, job_id: int | None = None, now: datetime | None = None) -> Job | None:
+def claim(session: Session, job_id: int | None = None, now: datetime | None = None, lease: timedelta = LEASE) -> Job | None:
     """Take the next due job (or the named one) and lease it. Safe with many workers on one database:
     the conditional update lets exactly one of them win each job."""
     now = now or utcnow()
@@ -48,7 +48,7 @@ def claim(session: Session, job_id: int | None = None, now: datetime | None = No
         won = session.execute(
             update(Job)
             .where(Job.id == candidate, _claimable(now))
-            .values(state="running", lease_until=now + LEASE, attempts=Job.attempts + 1, updated_at=now)
+            .values(state="running", lease_until=now + lease, attempts=Job.attempts + 1, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         session.commit()
@@ -57,8 +57,8 @@ def claim(session: Session, job_id: int | None = None, now: datetime | None = No
     return None
 
 
-def renew_lease(session: Session, job_id: int) -> None:
-    session.execute(update(Job).where(Job.id == job_id, Job.state == "running").values(lease_until=utcnow() + LEASE))
+def renew_lease(session: Session, job_id: int, lease: timedelta = LEASE) -> None:
+    session.execute(update(Job).where(Job.id == job_id, Job.state == "running").values(lease_until=utcnow() + lease))
     session.commit()
 
 

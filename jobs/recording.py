@@ -7,13 +7,15 @@ sealed copy is committed it is the only one.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from jobs import queue
-from jobs.twilio_rest import TwilioRest
+from jobs.twilio_rest import RecordingGone, TwilioRest, TwilioUnavailable
 from settings import Settings
 from storage.cases import Sealer
 from storage.db import Database
@@ -35,19 +37,41 @@ class Workshop:
     audio_stages: tuple[Callable[["Workshop", Session, Recording, bytes], None], ...] = ()
 
 
+class LeaseKeeper:
+    """Renews a running job's lease while it works, so only a dead worker's job is taken over."""
+
+    def __init__(self, db: Database, job_id: int, lease: timedelta):
+        self.db, self.job_id, self.lease = db, job_id, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            try:
+                with self.db.session() as session:
+                    queue.renew_lease(session, self.job_id, self.lease)
+            except Exception:
+                log.warning("could not renew the lease of job %s", self.job_id)
+
+    def __enter__(self) -> "LeaseKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
     """Claim one due job (or the named one) and run it; returns its id, or None if none was due."""
+    lease = timedelta(seconds=workshop.settings.job_lease_seconds)
     with workshop.db.session() as session:
-        job = queue.claim(session, job_id)
+        job = queue.claim(session, job_id, lease=lease)
         if job is None:
             return None
         try:
-            if job.kind == queue.STORE_RECORDING:
-                store_recording(workshop, session, job.recording_id)
-            elif job.kind == queue.DISCARD_RECORDING:
-                discard_recording(workshop, session, job.recording_id)
-            else:
-                raise ValueError(f"unknown job kind {job.kind!r}")
+            with LeaseKeeper(workshop.db, job.id, lease):
+                _run_claimed(workshop, session, job)
         except Exception as error:  # every failure is retried later; none may take the worker down
             session.rollback()
             job = session.get(Job, job.id, populate_existing=True)
@@ -68,10 +92,17 @@ def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
         return job.id
 
 
+def _run_claimed(workshop: Workshop, session: Session, job: Job) -> None:
+    if job.kind == queue.STORE_RECORDING:
+        store_recording(workshop, session, job.recording_id)
+    elif job.kind == queue.DISCARD_RECORDING:
+        discard_recording(workshop, session, job.recording_id)
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+
+
 def _describe(error: Exception) -> str:
     # Our own exceptions carry safe messages; anything else is named by type only.
-    from jobs.twilio_rest import RecordingGone, TwilioUnavailable
-
     if isinstance(error, (TwilioUnavailable, RecordingGone)):
         return str(error)
     return type(error).__name__
