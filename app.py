@@ -15,6 +15,8 @@ from storage.blobs import BlobStore, make_blob_store
 from storage.cases import Sealer
 from storage.crypto import load_public_key
 from storage.db import Database
+from transcription.model import resolve_model_path
+from transcription.recognizer import Transcriber
 
 
 @dataclass
@@ -39,6 +41,14 @@ def build_hotline(settings: Settings) -> Hotline:
     return Hotline(settings, db, blobs, sealer, workshop, make_dispatcher(settings, workshop))
 
 
+def make_transcriber(settings: Settings) -> Transcriber | None:
+    """The worker side's speech model, checked now so a missing or broken model stops the worker at
+    start with a clear message instead of failing on the first report."""
+    if not settings.transcription:
+        return None
+    return Transcriber(resolve_model_path(settings.vosk_model_path, settings.data_dir))
+
+
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     """The web app. start_worker=True (the web process) also starts the embedded worker."""
     settings = settings or Settings.from_env()
@@ -61,6 +71,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from cli import register_commands
 
     register_commands(app)
+    if start_worker and settings.worker_mode == "inprocess":
+        hotline.workshop.transcriber = make_transcriber(settings)
     if start_worker:
         hotline.dispatcher.start()
         atexit.register(hotline.dispatcher.stop)

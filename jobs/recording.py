@@ -1,8 +1,9 @@
-"""The recording job: fetch from Twilio, seal and store, (transcribe,) then delete Twilio's copy.
+"""The recording job: fetch from Twilio, seal and store, transcribe, then delete Twilio's copy.
 
 Each stage commits before the next begins and is skipped when already done, so a job that dies at
 any point and is run again finishes the work exactly once. Twilio's copy is deleted last: until the
-sealed copy is committed it is the only one.
+sealed audio and transcript are committed it is the only copy the worker can read (workers hold no
+private key, so a job that died before transcribing fetches the audio from Twilio again).
 """
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from jobs import queue
+from jobs.transcribe import transcribe_take
 from jobs.twilio_rest import RecordingGone, TwilioRest, TwilioUnavailable
 from settings import Settings
 from storage.cases import Sealer
 from storage.db import Database
 from storage.models import Job, Recording
+from transcription.recognizer import Transcriber
 
 log = logging.getLogger("hotline.jobs")
 
@@ -32,9 +34,7 @@ class Workshop:
     db: Database
     sealer: Sealer
     twilio: TwilioRest
-    # Later stages that need the audio (transcription); each is called with the session, the
-    # recording and its audio, and commits its own work.
-    audio_stages: tuple[Callable[["Workshop", Session, Recording, bytes], None], ...] = ()
+    transcriber: Transcriber | None = None  # None: takes are stored, and wait to be transcribed
 
 
 class LeaseKeeper:
@@ -122,7 +122,7 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int) -> 
         return
     sid = recording.recording_sid
     needs_audio = recording.audio_item_id is None or (
-        bool(workshop.audio_stages) and recording.transcription_status == "pending"
+        workshop.transcriber is not None and recording.transcription_status == "pending"
     )
     if not recording.deleted_at_twilio and needs_audio:
         session.commit()  # no transaction held open across the download
@@ -140,8 +140,11 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int) -> 
             recording.audio_item_id = item.id
             session.commit()
             log.info("recording %s sealed and stored (%d bytes)", recording_id, item.size)
-        for stage in workshop.audio_stages:
-            stage(workshop, session, recording, audio)
+        if workshop.transcriber is not None:
+            transcribe_take(
+                session, workshop.sealer, workshop.transcriber, recording, audio,
+                workshop.settings.transcription_max_attempts,
+            )
     _delete_at_twilio(workshop, session, recording_id)
 
 
