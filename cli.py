@@ -28,7 +28,26 @@ def _private_key(hotline, key_path: Path | None):
         raise click.ClickException(str(error)) from None
 
 
+def _simulator_app(api_base: str) -> Flask:
+    """The app a simulated call talks to: this one's settings, with Twilio's API at the local fake."""
+    from app import create_app
+
+    return create_app(_hotline().settings.with_overrides(twilio_api_base=api_base), start_worker=True)
+
+
+def _finish_simulator_app(app: Flask) -> None:
+    # Let the call's jobs finish while the fake Twilio still serves the recording.
+    from jobs.worker import run_until_idle
+
+    hotline = app.extensions["hotline"]
+    hotline.dispatcher.stop(timeout=120)
+    run_until_idle(hotline.workshop)
+
+
 def register_commands(app: Flask) -> None:
+    from simulator.cli import simulate_call_command
+
+    app.cli.add_command(simulate_call_command(_simulator_app, close_app=_finish_simulator_app))
     @app.cli.group("db")
     def db_group():
         """The database schema."""

@@ -127,7 +127,9 @@ class SqlCallDesk:
         if event.status in ("completed", "absent", "failed") and recording.twilio_status != "completed":
             recording.twilio_status = event.status
         if recording.twilio_status == "completed" and recording.decision == "keep":
-            self._enqueue(STORE_RECORDING, recording)
+            job = self._enqueue(STORE_RECORDING, recording)
+            if job.state == "queued" and job.attempts == 0:
+                job.run_after = min(job.run_after, utcnow())  # it was waiting for this callback
 
     def call_ended(self, call_sid: str, status: str | None) -> None:
         call = self._call(call_sid)

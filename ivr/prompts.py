@@ -28,7 +28,7 @@ CONTACT_USE_THIS_NUMBER = (
 )
 CONTACT_ENTER_NUMBER = "Please key in the phone number we can contact you on, then press the hash key."
 CONTACT_NUMBER_INVALID = "Sorry, that does not look like a phone number."
-CONTACT_READ_BACK = "You entered {number}."
+CONTACT_READ_BACK = "You entered {number}"
 CONTACT_CONFIRM_MENU = "If that is right, press 1. To key it in again, press 2."
 CONTACT_SAVED = "Thank you. Your contact number has been saved securely."
 
@@ -57,8 +57,8 @@ AFTER_RECORDING_MENU = (
 TAKE_DISCARDED = "That recording has been deleted."
 
 REFERENCE_INTRO = "Please write down your case reference and PIN. You will need them to add to your report."
-REFERENCE_IS = "Your case reference is {reference}."
-PIN_IS = "Your PIN is {pin}."
+REFERENCE_IS = "Your case reference is {reference}"
+PIN_IS = "Your PIN is {pin}"
 READ_BACK_MENU = "To hear them again, press 1."
 ADDED_TO_CASE = "Thank you. What you said has been added to your report."
 

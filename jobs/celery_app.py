@@ -111,5 +111,5 @@ class CeleryDispatcher:
             except Exception as error:  # the job row is committed; a worker's sweeper will find it
                 log.warning("could not announce job %s to the workers: %s", job_id, type(error).__name__)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         pass

@@ -13,7 +13,7 @@ class Dispatcher(Protocol):
 
     def notify(self, job_ids: list[int]) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, timeout: float = 10.0) -> None: ...
 
 
 class NoDispatcher:
@@ -25,7 +25,7 @@ class NoDispatcher:
     def notify(self, job_ids: list[int]) -> None:
         pass
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         pass
 
 

@@ -12,9 +12,7 @@ if HERE not in sys.path:
 
 from simulator import CallSimulator, FakeTwilio  # noqa: E402
 from simulator.sids import new_account_sid, new_auth_token  # noqa: E402
-from toy_hotline import make_toy_app  # noqa: E402
-
-PUBLIC = "https://hotline.example.org"
+from toy_hotline import PUBLIC, make_toy_app  # noqa: E402
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import requests
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 
+PUBLIC = "https://hotline.example.org"
 WELCOME = (
     "Welcome to the hotline. If you are in immediate danger, hang up and call 999. "
     "Press 1 to make a report. Press 2 to hear about us."

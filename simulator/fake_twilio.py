@@ -1,0 +1,299 @@
+"""A stand-in for the parts of Twilio's REST API the hotline uses, served over real HTTP.
+
+    with FakeTwilio(account_sid, auth_token) as twilio:
+        sid, url = twilio.add_recording(wav_bytes)
+        # point the app's TWILIO_API_BASE at twilio.api_base
+
+Served (HTTP basic auth with the account SID and auth token, as Twilio requires):
+    GET    /2010-04-01/Accounts/{AC}/Recordings/{RE}        the recording's WAV bytes
+    GET    /2010-04-01/Accounts/{AC}/Recordings/{RE}.wav    the same
+    GET    /2010-04-01/Accounts/{AC}/Recordings/{RE}.json   the recording resource (JSON)
+    DELETE /2010-04-01/Accounts/{AC}/Recordings/{RE}.json   204, the recording is gone (also without .json)
+Anything else answers 404 with a Twilio-style JSON error body. Every request is logged; faults and
+delays can be injected for the next matching requests. All methods are thread-safe.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Callable, Pattern
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from .audio import wav_info
+from .sids import new_account_sid, new_auth_token, new_sid
+
+API_VERSION = "2010-04-01"
+_RECORDING_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings/(?P<sid>RE[0-9A-Za-z]+)(?P<ext>\.wav|\.mp3|\.json)?$"
+)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:  # the request log replaces werkzeug's access log
+        pass
+
+
+@dataclass
+class FakeRecording:
+    sid: str
+    account_sid: str
+    call_sid: str | None
+    wav: bytes
+    duration: int
+    created_at: datetime
+    status: str = "completed"
+    channels: int = 1
+    source: str = "RecordVerb"
+
+    def resource(self, api_base: str) -> dict:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{self.sid}.json"
+        stamp = format_datetime(self.created_at)
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "call_sid": self.call_sid,
+            "conference_sid": None,
+            "channels": self.channels,
+            "date_created": stamp,
+            "date_updated": stamp,
+            "start_time": stamp,
+            "duration": str(self.duration),
+            "encryption_details": None,
+            "error_code": None,
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "source": self.source,
+            "status": self.status,
+            "uri": uri,
+            "media_url": f"{api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{self.sid}",
+        }
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    status: int
+    at: float  # time.time() when the response was sent
+    monotonic: float
+    authenticated: bool
+    recording_sid: str | None
+    injected: bool = False  # the status came from fail_next()
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} -> {self.status}{' (injected)' if self.injected else ''}"
+
+
+@dataclass
+class _Fault:
+    method: str
+    match: Callable[[str], bool]
+    status: int | None
+    delay: float
+    remaining: int
+    body: str | None
+
+
+def _matcher(pattern: str | Pattern[str]) -> Callable[[str], bool]:
+    if isinstance(pattern, re.Pattern):
+        return lambda path: pattern.search(path) is not None
+    return lambda path: pattern in path
+
+
+class FakeTwilio:
+    def __init__(self, account_sid: str | None = None, auth_token: str | None = None, *, host: str = "127.0.0.1", port: int = 0):
+        self.account_sid = account_sid or new_account_sid()
+        self.auth_token = auth_token or new_auth_token()
+        self._host, self._port = host, port
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._recordings: dict[str, FakeRecording] = {}
+        self._deleted: list[str] = []
+        self._log: list[LoggedRequest] = []
+        self._faults: list[_Fault] = []
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> "FakeTwilio":
+        if self._server is None:
+            self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> "FakeTwilio":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def api_base(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeTwilio is not running; use it as a context manager or call start()")
+        return f"http://{self._host}:{self._server.server_port}"
+
+    # -- recordings ------------------------------------------------------------------------------
+
+    def recording_url(self, sid: str) -> str:
+        """Like Twilio's RecordingUrl: no file extension."""
+        return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
+
+    def add_recording(self, wav: bytes, *, call_sid: str | None = None, sid: str | None = None, duration: int | None = None) -> tuple[str, str]:
+        """Store a finished recording; returns (RecordingSid, RecordingUrl)."""
+        sid = sid or new_sid("RE")
+        if duration is None:
+            duration = round(wav_info(wav).duration)
+        recording = FakeRecording(sid, self.account_sid, call_sid, bytes(wav), duration, datetime.now(timezone.utc))
+        with self._lock:
+            self._recordings[sid] = recording
+            self._changed.notify_all()
+        return sid, self.recording_url(sid)
+
+    @property
+    def recordings(self) -> dict[str, FakeRecording]:
+        """A snapshot of the recordings that still exist, by SID."""
+        with self._lock:
+            return dict(self._recordings)
+
+    @property
+    def deleted(self) -> list[str]:
+        """SIDs deleted through the API, in order."""
+        with self._lock:
+            return list(self._deleted)
+
+    # -- request log -----------------------------------------------------------------------------
+
+    @property
+    def log(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def requests(self, method: str | None = None, sid: str | None = None) -> list[LoggedRequest]:
+        return [
+            entry for entry in self.log
+            if (method is None or entry.method == method.upper()) and (sid is None or entry.recording_sid == sid)
+        ]
+
+    def wait_for(self, method: str, sid: str | None = None, *, status: int | None = None, timeout: float = 5.0) -> LoggedRequest:
+        """Block until a matching request has been answered (for apps that work in the background)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for entry in self._log:
+                    if entry.method == method.upper() and (sid is None or entry.recording_sid == sid) and (status is None or entry.status == status):
+                        return entry
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {method} {sid or ''} reached FakeTwilio within {timeout} s; log: {[str(e) for e in self._log]}")
+                self._changed.wait(left)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # -- fault injection -------------------------------------------------------------------------
+
+    def fail_next(self, method: str, pattern: str | Pattern[str] = "", status: int = 500, times: int = 1, *, body: str | None = None, delay: float = 0.0) -> None:
+        """The next ``times`` requests with ``method`` ("*" for any) whose path contains ``pattern``
+        (a recording SID, a path fragment, or a compiled regex) get ``status`` instead of a real answer."""
+        self._add_fault(method, pattern, status, delay, times, body)
+
+    def delay_next(self, method: str, pattern: str | Pattern[str] = "", seconds: float = 1.0, times: int = 1) -> None:
+        """The next ``times`` matching requests are answered normally, but ``seconds`` late."""
+        self._add_fault(method, pattern, None, seconds, times, None)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _add_fault(self, method, pattern, status, delay, times, body) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults.append(_Fault(method.upper(), _matcher(pattern), status, delay, times, body))
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method in ("*", method) and fault.match(path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        match = _RECORDING_PATH.match(request.path)
+        sid = match["sid"] if match else None
+        authenticated = self._authenticated(request)
+        fault = self._take_fault(request.method, request.path)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.status is not None:
+            response = Response(fault.body or _error_body(fault.status, "Injected failure", request.path), fault.status, content_type="application/json")
+        else:
+            response = self._answer(request, match, authenticated)
+        with self._lock:
+            self._log.append(LoggedRequest(request.method, request.path, response.status_code, time.time(), time.monotonic(), authenticated, sid, bool(fault and fault.status is not None)))
+            self._changed.notify_all()
+        return response(environ, start_response)
+
+    def _authenticated(self, request: Request) -> bool:
+        auth = request.authorization
+        return bool(auth and auth.type == "basic" and auth.username == self.account_sid and auth.password == self.auth_token)
+
+    def _answer(self, request: Request, match, authenticated: bool) -> Response:
+        if not authenticated:
+            response = _json_error(401, "Authenticate", request.path, code=20003)
+            response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            return response
+        if match is None:
+            return _json_error(404, f"The requested resource {request.path} was not found", request.path, code=20404)
+        if match["account"] != self.account_sid:
+            return _json_error(403, "Authenticated account does not own this resource", request.path, code=20003)
+        sid, ext = match["sid"], match["ext"]
+        with self._lock:
+            recording = self._recordings.get(sid)
+            if recording is None:
+                return _json_error(404, f"The requested resource {request.path} was not found", request.path, code=20404)
+            if request.method == "DELETE" and ext in (None, ".json"):
+                del self._recordings[sid]
+                self._deleted.append(sid)
+                return Response(status=204)
+        if request.method in ("GET", "HEAD"):
+            if ext in (None, ".wav"):
+                return Response(recording.wav, 200, content_type="audio/x-wav")
+            if ext == ".json":
+                return Response(json.dumps(recording.resource(self.api_base)), 200, content_type="application/json")
+            return _json_error(415, "FakeTwilio only serves recordings as WAV", request.path, code=20415)
+        return _json_error(405, f"Method {request.method} not allowed", request.path, code=20004)
+
+
+def _error_body(status: int, message: str, path: str, code: int | None = None) -> str:
+    code = code or 20000 + status
+    return json.dumps({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status})
+
+
+def _json_error(status: int, message: str, path: str, code: int | None = None) -> Response:
+    return Response(_error_body(status, message, path, code), status, content_type="application/json")
