@@ -143,10 +143,15 @@ def register_commands(app: Flask) -> None:
         from app import make_transcriber
         from jobs.worker import InProcessWorker
 
+        from transcription.model import ModelError
+
         hotline = _hotline()
-        hotline.workshop.transcriber = make_transcriber(hotline.settings)
-        if hotline.workshop.transcriber is not None:
-            hotline.workshop.transcriber.load()
+        try:
+            hotline.workshop.transcriber = make_transcriber(hotline.settings)
+            if hotline.workshop.transcriber is not None:
+                hotline.workshop.transcriber.load()
+        except ModelError as error:
+            raise click.ClickException(f"the worker cannot start: {error}") from None
         worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -10,6 +10,7 @@ died) every SWEEP_SECONDS.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from celery import Celery, signals
@@ -20,7 +21,7 @@ from settings import Settings
 from storage.models import Job
 
 log = logging.getLogger("hotline.celery")
-SWEEP_SECONDS = 30.0
+SWEEP_SECONDS = float(os.environ.get("HOTLINE_SWEEP_SECONDS", "30"))
 
 celery = Celery("hotline", set_as_current=False)
 celery.config_from_object("jobs.celery_config")

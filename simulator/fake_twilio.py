@@ -27,6 +27,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .audio import wav_info
+from .errors import SimulatorError
 from .sids import new_account_sid, new_auth_token, new_sid
 
 API_VERSION = "2010-04-01"
@@ -157,10 +158,14 @@ class FakeTwilio:
         return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
 
     def add_recording(self, wav: bytes, *, call_sid: str | None = None, sid: str | None = None, duration: int | None = None) -> tuple[str, str]:
-        """Store a finished recording; returns (RecordingSid, RecordingUrl)."""
+        """Store a finished recording; returns (RecordingSid, RecordingUrl). Any bytes may be served
+        (mu-law, MP3, garbage: what the app must cope with); only PCM WAV gets a measured duration."""
         sid = sid or new_sid("RE")
         if duration is None:
-            duration = round(wav_info(wav).duration)
+            try:
+                duration = round(wav_info(wav).duration)
+            except SimulatorError:
+                duration = 0
         recording = FakeRecording(sid, self.account_sid, call_sid, bytes(wav), duration, datetime.now(timezone.utc))
         with self._lock:
             self._recordings[sid] = recording

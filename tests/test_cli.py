@@ -67,3 +67,33 @@ def test_db_upgrade_and_jobs_commands(app):
     runner = app.test_cli_runner()
     assert "up to date" in runner.invoke(args=["db", "upgrade"]).output
     assert runner.invoke(args=["jobs", "run"]).output.strip() == "ran 0 jobs"
+
+
+def test_retranscribe_recovers_a_take_whose_transcription_failed(app, hotline, fake_twilio, key_passphrase, utterances, model_path, monkeypatch):
+    from jobs.worker import run_until_idle
+    from storage.models import Recording
+    from transcription import speech_corpus
+
+    utterance = next(u for key, u in sorted(utterances.items()) if key.startswith("librivox/"))
+    call_sid = "CA" + secrets.token_hex(16)
+    sid, url = fake_twilio.add_recording(speech_corpus.telephone_wav(utterance), call_sid=call_sid)
+    with hotline.db.session() as session:
+        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
+        desk.open_report(call_sid, anonymous=True)
+        desk.recording_status(call_sid, RecordingEvent(sid, url, 5, "completed"))
+        session.commit()
+        reference = session.scalar(select(Case.reference))
+    run_until_idle(hotline.workshop)  # no transcriber on this side: the take waits, audio sealed
+    with hotline.db.session() as session:
+        recording = session.scalar(select(Recording))
+        recording.transcription_status, recording.transcription_error = "failed", "the worker ran out of memory"
+        session.commit()
+
+    monkeypatch.setenv("VOSK_MODEL_PATH", str(model_path))
+    hotline.settings = hotline.settings.with_overrides(vosk_model_path=str(model_path))
+    result = app.test_cli_runner().invoke(args=["retranscribe", "--failed"], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase})
+    assert result.exit_code == 0, result.output
+    assert f"case {reference}" in result.output and ": done" in result.output
+    with hotline.db.session() as session:
+        recording = session.scalar(select(Recording))
+        assert recording.transcription_status == "done" and recording.transcript_item_id is not None

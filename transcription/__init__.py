@@ -1,0 +1,9 @@
+"""Offline transcription of callers' recordings with Vosk.
+
+- model: fetch, locate and verify the speech model (ModelError)
+- audio: decode a recording and bring it to the model's sample rate (AudioError)
+- recognizer: Transcriber, Transcript, transcribe_recording
+- speech_corpus: real speech with known words, made telephone-quality (tests and benchmarks)
+
+Nothing is imported here so that `import transcription.model` stays light (no Vosk, no pydub).
+"""
