@@ -115,7 +115,7 @@ def _raw_vosk(model: object, pcm: bytes, rate: int) -> str:
 def word_error_rates(model_path: Path, samples: Sequence[Sample], transcriber: Transcriber) -> None:
     import vosk
 
-    vosk.SetLogLevel(-2)  # also silence Kaldi's ERROR lines for the audio it refuses; we count those
+    vosk.SetLogLevel(-3)  # also silence Kaldi's ERROR lines for the audio it refuses; we count those
     references = [sample.reference for sample in samples]
     words = sum(len(reference.split()) for reference in references)
     print(f"\n(a) Word error rate, {len(samples)} utterances, {words} reference words (lower is better)")

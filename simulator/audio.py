@@ -40,6 +40,25 @@ def wav_info(data: bytes) -> WavInfo:
         raise SimulatorError(f"the caller's audio is not a PCM WAV file ({exc})") from exc
 
 
+def encoded_duration(data: bytes) -> float:
+    """Duration of a WAV in any encoding (mu-law, a-law, ...) from its RIFF chunks; Twilio keeps such
+    audio as it is, so the simulator does too. Not a WAV at all: counted as one second."""
+    byte_rate = size = None
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        offset = 12
+        while offset + 8 <= len(data):
+            chunk, length = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+            if chunk == b"fmt " and length >= 12:
+                byte_rate = struct.unpack("<I", data[offset + 16:offset + 20])[0]
+            elif chunk == b"data":
+                size = min(length, len(data) - offset - 8)
+                break
+            offset += 8 + length + (length & 1)
+    if byte_rate and size is not None:
+        return size / byte_rate
+    return 1.0
+
+
 def _read(data: bytes) -> tuple[WavInfo, bytes]:
     info = wav_info(data)
     with wave.open(io.BytesIO(data), "rb") as reader:

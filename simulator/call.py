@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 import requests
 
 from . import webhooks as kinds
-from .audio import tone_wav, trim_silence, truncate, wav_info
+from .audio import encoded_duration, tone_wav, trim_silence, truncate, wav_info
 from .errors import AppResponseError, SimulatorError, TwimlError
 from .params import CallIdentity
 from .sids import new_sid
@@ -261,13 +261,16 @@ class SimulatedCall:
             raise SimulatorError("the caller spoke, but no <Record> is running (a <Gather> is waiting for keys)")
         wav = tone_wav(3.0) if audio is None else Path(audio).read_bytes() if isinstance(audio, (str, Path)) else bytes(audio)
         self._check_ending(verb, then)
-        duration = wav_info(wav).duration
+        try:
+            duration, editable = wav_info(wav).duration, True
+        except SimulatorError:  # mu-law and the like: served as given, not trimmed or cut
+            duration, editable = encoded_duration(wav), False
         heard_for = duration
         max_length = verb.number("maxLength", 3600)
-        if duration > max_length:
+        if duration > max_length and editable:
             wav, duration = truncate(wav, max_length)
             heard_for, then = duration, "max-length"
-        if verb.get("trim", "trim-silence") == "trim-silence":
+        if verb.get("trim", "trim-silence") == "trim-silence" and editable:
             wav, duration = trim_silence(wav)
         self.clock += heard_for
         return self._end_recording(wav if duration > 0 else None, duration, then)
