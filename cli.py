@@ -122,6 +122,24 @@ def register_commands(app: Flask) -> None:
                 click.echo(f"case {recording.case.reference} take {recording.id}: {recording.transcription_status}"
                            + (f" ({recording.transcription_error})" if recording.transcription_error else ""))
 
+    @app.cli.command("cases")
+    @click.option("--limit", default=20, show_default=True)
+    def cases_command(limit: int):
+        """The newest cases and the state of each take (nothing is decrypted)."""
+        from storage.models import Case
+
+        with _hotline().db.session() as session:
+            for case in session.scalars(select(Case).order_by(Case.id.desc()).limit(limit)):
+                kind = "anonymous" if case.anonymous else "contact details left"
+                click.echo(f"{case.reference}  {case.created_at:%Y-%m-%d %H:%M}  {case.category or '-':20} {kind}")
+                for take in case.recordings:
+                    state = "deleted (re-recorded)" if take.decision == "discard" else (
+                        f"audio {'sealed' if take.audio_item_id else take.twilio_status}, "
+                        f"transcription {take.transcription_status}"
+                        + (f": {take.transcription_error}" if take.transcription_error else "")
+                        + ("" if take.deleted_at_twilio or take.decision == "discard" else ", still at Twilio"))
+                    click.echo(f"    take {take.id}: {state}")
+
     @app.cli.group("jobs")
     def jobs_group():
         """Background jobs."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ivr.events import RecordingEvent
 from ivr.flow import UnlockOutcome
 from jobs.queue import DISCARD_RECORDING, STORE_RECORDING, enqueue
-from storage.cases import Sealer, confirm_contact, find_case, open_case, seal_contact_number, unlock_case
+from storage.cases import Sealer, confirm_contact, open_case, seal_contact_number, unlock_case
 from storage.models import Call, Case, Recording, utcnow
 from storage.references import pin_for
 

@@ -1,7 +1,6 @@
 """Opening cases, unlocking them from a later call, and sealing what callers leave."""
 from __future__ import annotations
 
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -116,7 +115,3 @@ def confirm_contact(session: Session, case: Case) -> bool:
 
 def _is_confirmed(item: SealedItem) -> bool:
     return bool(item.note and json.loads(item.note).get("confirmed"))
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-import secrets
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from ivr.desk import SqlCallDesk
-from ivr.events import RecordingEvent
 from jobs.worker import run_until_idle
 from storage.keygen import main as keygen
 from storage.models import Case
 from tests.support.audio import phone_wav
+from tests.support.takes import recorded_take
 
 
 def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path):
@@ -26,18 +25,11 @@ def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path):
 
 
 def _case_with_contact_and_recording(hotline, fake_twilio) -> tuple[str, bytes]:
-    call_sid = "CA" + secrets.token_hex(16)
     wav = phone_wav(1.0)
-    sid, url = fake_twilio.add_recording(wav, call_sid=call_sid)
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.open_report(call_sid, anonymous=False)
-        desk.save_contact_number(call_sid, "+447700900456", confirmed=True)
-        desk.recording_status(call_sid, RecordingEvent(sid, url, 1, "completed"))
-        session.commit()
-        reference = session.scalar(select(Case.reference))
+    recorded_take(hotline, fake_twilio, wav, contact_number="+447700900456")
     run_until_idle(hotline.workshop)
-    return reference, wav
+    with hotline.db.session() as session:
+        return session.scalar(select(Case.reference)), wav
 
 
 def test_decrypt_writes_the_case_for_an_operator(app, hotline, fake_twilio, key_passphrase, tmp_path):
@@ -69,21 +61,17 @@ def test_db_upgrade_and_jobs_commands(app):
     assert runner.invoke(args=["jobs", "run"]).output.strip() == "ran 0 jobs"
 
 
+@pytest.mark.slow
 def test_retranscribe_recovers_a_take_whose_transcription_failed(app, hotline, fake_twilio, key_passphrase, utterances, model_path, monkeypatch):
     from jobs.worker import run_until_idle
     from storage.models import Recording
     from transcription import speech_corpus
 
     utterance = next(u for key, u in sorted(utterances.items()) if key.startswith("librivox/"))
-    call_sid = "CA" + secrets.token_hex(16)
-    sid, url = fake_twilio.add_recording(speech_corpus.telephone_wav(utterance), call_sid=call_sid)
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.open_report(call_sid, anonymous=True)
-        desk.recording_status(call_sid, RecordingEvent(sid, url, 5, "completed"))
-        session.commit()
-        reference = session.scalar(select(Case.reference))
+    recorded_take(hotline, fake_twilio, speech_corpus.telephone_wav(utterance))
     run_until_idle(hotline.workshop)  # no transcriber on this side: the take waits, audio sealed
+    with hotline.db.session() as session:
+        reference = session.scalar(select(Case.reference))  # no transcriber on this side: the take waits, audio sealed
     with hotline.db.session() as session:
         recording = session.scalar(select(Recording))
         recording.transcription_status, recording.transcription_error = "failed", "the worker ran out of memory"
@@ -97,3 +85,17 @@ def test_retranscribe_recovers_a_take_whose_transcription_failed(app, hotline, f
     with hotline.db.session() as session:
         recording = session.scalar(select(Recording))
         assert recording.transcription_status == "done" and recording.transcript_item_id is not None
+
+
+def test_cases_lists_each_take_and_a_failed_transcription_with_its_reason(app, hotline, fake_twilio):
+    from storage.models import Recording
+
+    reference, _ = _case_with_contact_and_recording(hotline, fake_twilio)
+    with hotline.db.session() as session:
+        recording = session.scalar(select(Recording))
+        recording.transcription_status, recording.transcription_error = "failed", "the recording could not be decoded"
+        session.commit()
+    output = app.test_cli_runner().invoke(args=["cases"]).output
+    assert reference in output and "contact details left" in output
+    assert "audio sealed, transcription failed: the recording could not be decoded" in output
+    assert "7700900456" not in output

@@ -110,8 +110,8 @@ def _is_zero(value: str | None) -> bool:
         return False
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
@@ -126,7 +126,7 @@ def _manifest_problems(path: Path) -> list[str]:
             problems.append(f"{relative} is missing")
         elif file.stat().st_size != expected.size:
             problems.append(f"{relative} has {file.stat().st_size} bytes, expected {expected.size}")
-        elif _sha256(file) != expected.sha256:
+        elif _file_digest(file) != expected.sha256:
             problems.append(f"{relative} does not match its checksum")
     return problems
 
@@ -199,12 +199,9 @@ def _run_maven(output_dir: Path, progress: Callable[[str], None]) -> Path:
 
 
 def _verify_sha1(aar: Path) -> None:
-    digest = hashlib.sha1()
-    with aar.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != AAR_SHA1:
-        raise ModelError(f"{aar.name} has sha1 {digest.hexdigest()}, expected {AAR_SHA1}; refusing to install it")
+    actual = _file_digest(aar, "sha1")
+    if actual != AAR_SHA1:
+        raise ModelError(f"{aar.name} has sha1 {actual}, expected {AAR_SHA1}; refusing to install it")
 
 
 def _extract_model(aar: Path, destination: Path) -> None:

@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from simulator.call import CallSimulator
 from simulator.transport import HttpTransport
 from tests.support.audio import phone_wav
-from tests.support.postgres import wait_until
+from tests.support.processes import wait_until
 
 NUMBER = "+447700900987"
 FORWARDED = "+447700900654"

@@ -10,13 +10,25 @@ from storage.cases import open_item
 from storage.models import Case, Recording, SealedItem
 from storage.references import pin_for
 from tests.support.audio import phone_wav
-from tests.support.postgres import wait_until
+from tests.support.processes import wait_until
 
 
 def _spoken_digits(call, label: str) -> str:
     said = " ".join(call.heard)
     match = re.search(label + r" ((?:\d, ){3}\d\. ?(?:(?:\d, )*\d\.)?)", said)
     return re.sub(r"\D", "", match.group(1))
+
+
+def _anonymous_report(twilio, category: str):
+    """A caller who reports anonymously, writes down the reference and PIN read to them, and hangs up."""
+    caller = twilio.dial()
+    for key in "11" + category:
+        caller.presses(key)
+    caller.says(phone_wav(1.0))
+    caller.presses("1")
+    reference, pin = _spoken_digits(caller, "reference is"), _spoken_digits(caller, "PIN is")
+    caller.hangs_up()
+    return caller, reference, pin
 
 
 def _stored_and_deleted(fake_twilio, hotline, sid: str) -> bool:
@@ -58,13 +70,7 @@ def test_an_anonymous_caller_makes_a_report_and_is_given_a_reference_and_pin(twi
 
 def test_a_caller_adds_to_their_report_by_calling_back(twilio, fake_twilio, running_app):
     hotline = running_app.extensions["hotline"]
-    first = twilio.dial()
-    for key in "113":
-        first.presses(key)
-    first.says(phone_wav(1.0))
-    first.presses("1")
-    reference, pin = _spoken_digits(first, "reference is"), _spoken_digits(first, "PIN is")
-    first.hangs_up()
+    first, reference, pin = _anonymous_report(twilio, category="3")
 
     again = twilio.dial()
     again.presses("2")
@@ -86,13 +92,7 @@ def test_a_caller_adds_to_their_report_by_calling_back(twilio, fake_twilio, runn
 
 
 def test_wrong_details_get_one_neutral_message_and_five_failures_lock_the_reference(twilio):
-    first = twilio.dial()
-    for key in "115":
-        first.presses(key)
-    first.says(phone_wav(1.0))
-    first.presses("1")
-    reference, pin = _spoken_digits(first, "reference is"), _spoken_digits(first, "PIN is")
-    first.hangs_up()
+    first, reference, pin = _anonymous_report(twilio, category="5")
     wrong_pin = str((int(pin) + 1) % 10000).zfill(4)
     wrong_reference = reference[:-1] + str((int(reference[-1]) + 1) % 10)
 

@@ -10,7 +10,7 @@ from ivr import prompts
 from ivr.desk import SqlCallDesk
 from ivr.events import CallEvent, RecordingEvent
 from ivr.flow import CallFlow, FlowOptions
-from ivr.reply import Gather, Hangup, Record, Redirect, Say
+from ivr.reply import Gather, Hangup, Record, Redirect
 from storage.models import Call, Case, Recording, SealedItem
 from storage.references import CaseReference, pin_for
 

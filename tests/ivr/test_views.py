@@ -6,7 +6,6 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 
-from ivr import prompts
 from jobs.worker import run_until_idle
 from storage.db import Database
 from storage.models import Call, Case, Job, Recording

@@ -1,40 +1,24 @@
 """The recording job against a fake Twilio over real HTTP: fetch, seal, commit, and only then delete."""
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from ivr.desk import SqlCallDesk
-from ivr.events import RecordingEvent
 from jobs import queue
 from jobs.recording import run_job
 from jobs.worker import run_until_idle
 from storage.cases import open_item
-from storage.db import Database
 from storage.models import Job, Recording, SealedItem, utcnow
 from tests.support.audio import distinctive_chunk, phone_wav
+from tests.support.takes import recorded_take, watch_twilio_deletes
 
 
 @pytest.fixture
 def wav():
     return phone_wav(2.0)
-
-
-def _report_with_take(hotline, fake_twilio, wav, *, status="completed", callbacks=1):
-    """An anonymous report whose take Twilio says is recorded (the status callback, maybe repeated)."""
-    call_sid = "CA" + secrets.token_hex(16)
-    recording_sid, url = fake_twilio.add_recording(wav, call_sid=call_sid)
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.open_report(call_sid, anonymous=True)
-        for _ in range(callbacks):
-            desk.recording_status(call_sid, RecordingEvent(recording_sid, url, 2, status))
-        session.commit()
-        recording_id = session.scalar(select(Recording.id).where(Recording.recording_sid == recording_sid))
-    return recording_id, recording_sid
 
 
 def _audio_items(hotline):
@@ -43,7 +27,7 @@ def _audio_items(hotline):
 
 
 def test_a_take_is_fetched_sealed_stored_once_and_then_deleted_at_twilio(hotline, fake_twilio, wav, private_key):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav, callbacks=3)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav, callbacks=3)
     assert run_until_idle(hotline.workshop) == 1
     with hotline.db.session() as session:
         items = session.scalars(select(SealedItem)).all()
@@ -58,26 +42,14 @@ def test_a_take_is_fetched_sealed_stored_once_and_then_deleted_at_twilio(hotline
 
 
 def test_twilio_delete_happens_only_after_the_sealed_copy_is_committed(hotline, fake_twilio, wav, settings):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
-    seen_by_another_connection = []
-    real_delete = hotline.workshop.twilio.delete_recording
-
-    def delete_and_check(recording_sid):
-        other = Database(settings.database_url)
-        with other.session() as session:
-            seen_by_another_connection.append(
-                session.scalar(select(Recording.audio_item_id).where(Recording.id == recording_id))
-            )
-        other.dispose()
-        real_delete(recording_sid)
-
-    hotline.workshop.twilio.delete_recording = delete_and_check
+    recorded_take(hotline, fake_twilio, wav)
+    audio_seen_at_delete = watch_twilio_deletes(hotline.workshop, settings.database_url, Recording.audio_item_id)
     run_until_idle(hotline.workshop)
-    assert seen_by_another_connection and seen_by_another_connection[0] is not None
+    assert audio_seen_at_delete and audio_seen_at_delete[0] is not None
 
 
 def test_when_storing_fails_nothing_is_deleted_at_twilio(hotline, fake_twilio, wav, monkeypatch):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
 
     def broken_seal(*args, **kwargs):
         raise OSError("disk full")
@@ -93,7 +65,7 @@ def test_when_storing_fails_nothing_is_deleted_at_twilio(hotline, fake_twilio, w
 
 
 def test_download_failures_are_retried_with_backoff_then_succeed(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     fake_twilio.fail_next("GET", sid, status=503, times=2)
     hotline.workshop.settings = hotline.workshop.settings.with_overrides(retry_base_seconds=30.0)
     assert run_job(hotline.workshop) is not None
@@ -115,7 +87,7 @@ def test_download_failures_are_retried_with_backoff_then_succeed(hotline, fake_t
 
 
 def test_a_job_that_keeps_failing_gives_up_and_leaves_twilio_s_copy(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     fake_twilio.fail_next("GET", sid, status=500, times=100)
     attempts = hotline.settings.job_max_attempts
     for _ in range(attempts + 2):
@@ -127,7 +99,7 @@ def test_a_job_that_keeps_failing_gives_up_and_leaves_twilio_s_copy(hotline, fak
 
 
 def test_a_job_whose_worker_died_is_picked_up_again_after_its_lease(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     with hotline.db.session() as session:
         abandoned = queue.claim(session)  # a worker took it, then its process died
         assert abandoned is not None
@@ -140,14 +112,14 @@ def test_a_job_whose_worker_died_is_picked_up_again_after_its_lease(hotline, fak
 
 
 def test_twice_claimed_job_is_won_by_one_worker_only(hotline, fake_twilio, wav):
-    _report_with_take(hotline, fake_twilio, wav)
+    recorded_take(hotline, fake_twilio, wav)
     with hotline.db.session() as first, hotline.db.session() as second:
         assert queue.claim(first) is not None
         assert queue.claim(second) is None
 
 
 def test_absent_recording_is_noted_and_not_fetched(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav, status="absent")
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav, status="absent")
     assert run_until_idle(hotline.workshop) == 0
     with hotline.db.session() as session:
         assert session.get(Recording, recording_id).twilio_status == "absent"
@@ -155,7 +127,7 @@ def test_absent_recording_is_noted_and_not_fetched(hotline, fake_twilio, wav):
 
 
 def test_a_discarded_take_is_removed_from_storage_and_twilio(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     run_until_idle(hotline.workshop)
     with hotline.db.session() as session:
         call_sid = session.get(Recording, recording_id).call_sid
@@ -169,7 +141,7 @@ def test_a_discarded_take_is_removed_from_storage_and_twilio(hotline, fake_twili
 
 
 def test_a_take_discarded_before_it_was_fetched_is_never_stored(hotline, fake_twilio, wav):
-    recording_id, sid = _report_with_take(hotline, fake_twilio, wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     with hotline.db.session() as session:
         recording = session.get(Recording, recording_id)
         SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key).discard_take(recording.call_sid, sid)
@@ -181,7 +153,7 @@ def test_a_take_discarded_before_it_was_fetched_is_never_stored(hotline, fake_tw
 
 
 def test_no_plaintext_audio_reaches_the_disk(hotline, fake_twilio, wav, data_dir):
-    _report_with_take(hotline, fake_twilio, wav)
+    recorded_take(hotline, fake_twilio, wav)
     run_until_idle(hotline.workshop)
     hotline.db.dispose()
     marker = distinctive_chunk(wav)

@@ -8,12 +8,10 @@ import wave
 import pytest
 from sqlalchemy import select
 
-from ivr.desk import SqlCallDesk
-from ivr.events import RecordingEvent
 from jobs.worker import run_until_idle
 from storage.cases import open_item
-from storage.db import Database
 from storage.models import Job, Recording, SealedItem
+from tests.support.takes import recorded_take, watch_twilio_deletes
 from transcription import speech_corpus
 from transcription.audio import decode_recording
 from transcription.recognizer import Transcript
@@ -42,17 +40,6 @@ def workshop(hotline, transcriber):
     return hotline.workshop
 
 
-def _take(hotline, fake_twilio, wav) -> tuple[int, str]:
-    call_sid = "CA" + secrets.token_hex(16)
-    sid, url = fake_twilio.add_recording(wav, call_sid=call_sid)
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.open_report(call_sid, anonymous=True)
-        desk.recording_status(call_sid, RecordingEvent(sid, url, 40, "completed"))
-        session.commit()
-        return session.scalar(select(Recording.id).where(Recording.recording_sid == sid)), sid
-
-
 def _transcript(hotline, private_key, recording_id) -> Transcript:
     with hotline.db.session() as session:
         recording = session.get(Recording, recording_id)
@@ -62,20 +49,8 @@ def _transcript(hotline, private_key, recording_id) -> Transcript:
 def test_a_phone_recording_is_transcribed_sealed_and_only_then_deleted_at_twilio(
     hotline, workshop, fake_twilio, call_wav, librivox, private_key, settings
 ):
-    recording_id, sid = _take(hotline, fake_twilio, call_wav)
-    transcript_committed_at_delete = []
-    real_delete = workshop.twilio.delete_recording
-
-    def delete_and_check(recording_sid):
-        other = Database(settings.database_url)
-        with other.session() as session:
-            transcript_committed_at_delete.append(
-                session.scalar(select(Recording.transcript_item_id).where(Recording.id == recording_id))
-            )
-        other.dispose()
-        real_delete(recording_sid)
-
-    workshop.twilio.delete_recording = delete_and_check
+    recording_id, sid = recorded_take(hotline, fake_twilio, call_wav)
+    transcript_committed_at_delete = watch_twilio_deletes(workshop, settings.database_url, Recording.transcript_item_id)
     run_until_idle(workshop)
     assert transcript_committed_at_delete and transcript_committed_at_delete[0] is not None
     assert sid not in fake_twilio.recordings
@@ -104,7 +79,7 @@ def test_corrupt_audio_fails_transcription_at_once_but_keeps_the_audio_and_clear
     hotline, workshop, fake_twilio, private_key
 ):
     corrupt = b"RIFF\x24\x00\x00\x00WAVEfmt " + secrets.token_bytes(400)
-    recording_id, sid = _take(hotline, fake_twilio, corrupt)
+    recording_id, sid = recorded_take(hotline, fake_twilio, corrupt)
     run_until_idle(workshop)
     with hotline.db.session() as session:
         recording = session.get(Recording, recording_id)
@@ -117,7 +92,7 @@ def test_corrupt_audio_fails_transcription_at_once_but_keeps_the_audio_and_clear
 
 
 def test_a_transcriber_that_keeps_failing_gives_up_after_the_set_attempts(hotline, workshop, fake_twilio, call_wav, monkeypatch):
-    recording_id, sid = _take(hotline, fake_twilio, call_wav)
+    recording_id, sid = recorded_take(hotline, fake_twilio, call_wav)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError()
@@ -150,7 +125,7 @@ def _wav(pcm: bytes, rate: int, channels: int = 1) -> bytes:
 
 
 def test_an_empty_recording_gives_an_empty_transcript(hotline, workshop, fake_twilio, private_key):
-    recording_id, _ = _take(hotline, fake_twilio, _wav(b"", 8000))
+    recording_id, _ = recorded_take(hotline, fake_twilio, _wav(b"", 8000))
     run_until_idle(workshop)
     transcript = _transcript(hotline, private_key, recording_id)
     assert transcript.text == "" and transcript.words == []
@@ -164,7 +139,7 @@ def test_a_recording_in_an_unexpected_encoding_is_still_transcribed(hotline, wor
         "a-law-8k": lambda: speech_corpus.telephone_wav(utterance, "a-law"),
         "mp3": lambda: speech_corpus.telephone_mp3(utterance),
     }[variant]()
-    recording_id, _ = _take(hotline, fake_twilio, wav)
+    recording_id, _ = recorded_take(hotline, fake_twilio, wav)
     run_until_idle(workshop)
     transcript = _transcript(hotline, private_key, recording_id)
     assert speech_corpus.word_error_rate([utterance.reference], [transcript.text]) < 0.5, transcript.text

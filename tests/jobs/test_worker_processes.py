@@ -1,17 +1,14 @@
 """Workers as separate processes: one killed mid-transcription, and Celery workers over a real Redis."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from sqlalchemy import func, select
 
-from ivr.desk import SqlCallDesk
-from ivr.events import RecordingEvent
 from simulator.call import CallSimulator
 from storage.models import Job, Recording, SealedItem
-from tests.support.postgres import wait_until
+from tests.support.processes import wait_until
 from tests.support.processes import RedisServer, Worker
+from tests.support.takes import recorded_take
 from transcription import speech_corpus
 
 pytestmark = pytest.mark.slow
@@ -27,17 +24,6 @@ def long_call(utterances) -> bytes:
 def worker_env(settings_env, model_path) -> dict[str, str]:
     return dict(settings_env, VOSK_MODEL_PATH=str(model_path), HOTLINE_TRANSCRIPTION="on",
                 HOTLINE_JOB_LEASE_SECONDS="3", HOTLINE_WORKER="inprocess")
-
-
-def _take(hotline, fake_twilio, wav) -> tuple[int, str]:
-    call_sid = "CA" + secrets.token_hex(16)
-    sid, url = fake_twilio.add_recording(wav, call_sid=call_sid)
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.open_report(call_sid, anonymous=True)
-        desk.recording_status(call_sid, RecordingEvent(sid, url, 60, "completed"))
-        session.commit()
-        return session.scalar(select(Recording.id).where(Recording.recording_sid == sid)), sid
 
 
 def _recording(hotline, recording_id) -> Recording:
@@ -64,7 +50,7 @@ def _count(hotline, kind: str) -> int:
 def test_a_worker_killed_mid_transcription_loses_nothing_and_makes_one_transcript(
     hotline, fake_twilio, long_call, worker_env, tmp_path
 ):
-    recording_id, sid = _take(hotline, fake_twilio, long_call)
+    recording_id, sid = recorded_take(hotline, fake_twilio, long_call)
     first = Worker.hotline(worker_env, tmp_path / "first.log")
     try:
         assert wait_until(lambda: _is_transcribing(hotline, recording_id), timeout=60), first.output()
@@ -146,7 +132,7 @@ def test_a_job_the_workers_were_never_told_about_is_found_by_the_sweeper(
     hotline, celery_worker, fake_twilio, long_call
 ):
     # The web side committed the job but could not reach Redis (or the message was lost).
-    recording_id, sid = _take(hotline, fake_twilio, long_call)
+    recording_id, sid = recorded_take(hotline, fake_twilio, long_call)
     assert wait_until(lambda: _finished(hotline, recording_id), timeout=120), celery_worker.output()
     assert _count(hotline, "transcript") == 1
 

@@ -20,6 +20,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
 class RedisServer:
     def __init__(self):
         binary = shutil.which("redis-server")
