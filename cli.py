@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from storage.cases import find_case, open_item
 from storage.crypto import KeyFileError, SealError, load_private_key
 from storage.migrate import upgrade
+from jobs.queue import enqueue
 from storage.models import Job
 
 
@@ -195,6 +196,19 @@ def register_commands(app: Flask) -> None:
             click.echo(f"model ready: {fetch_model(settings.data_dir, progress=click.echo)}")
         except ModelError as error:
             raise click.ClickException(str(error)) from None
+
+    @jobs_group.command("retry")
+    def jobs_retry():
+        """Queue every job that gave up (e.g. after Twilio was unreachable for hours) to run again now."""
+        hotline = _hotline()
+        with hotline.db.session() as session:
+            failed = session.scalars(select(Job).where(Job.state == "failed")).all()
+            for job in failed:
+                click.echo(f"job {job.id} ({job.kind}, recording {job.recording_id}) last failed: {job.last_error}")
+                enqueue(session, job.kind, job.recording_id, reopen=True)
+            session.commit()
+        hotline.dispatcher.notify([job.id for job in failed])
+        click.echo(f"queued {len(failed)} jobs again")
 
     @jobs_group.command("status")
     def jobs_status():

@@ -99,3 +99,21 @@ def test_cases_lists_each_take_and_a_failed_transcription_with_its_reason(app, h
     assert reference in output and "contact details left" in output
     assert "audio sealed, transcription failed: the recording could not be decoded" in output
     assert "7700900456" not in output
+
+
+def test_jobs_that_gave_up_can_be_retried_by_an_operator(app, hotline, fake_twilio):
+    from jobs.recording import run_job
+    from storage.models import Job, Recording
+
+    _, sid = recorded_take(hotline, fake_twilio, phone_wav(1.0))
+    fake_twilio.fail_next("GET", sid, status=401, times=hotline.settings.job_max_attempts)
+    for _ in range(hotline.settings.job_max_attempts):
+        run_job(hotline.workshop)
+    runner = app.test_cli_runner()
+    assert "failed" in runner.invoke(args=["jobs", "status"]).output
+    result = runner.invoke(args=["jobs", "retry"])
+    assert "Twilio answered 401" in result.output and "queued 1 jobs again" in result.output
+    assert runner.invoke(args=["jobs", "run"]).output.strip() == "ran 1 jobs"
+    with hotline.db.session() as session:
+        assert session.scalar(select(Job.state)) == "done"
+        assert session.scalar(select(Recording.audio_item_id)) is not None
