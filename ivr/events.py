@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from jobs.twilio_rest import recording_url
+
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
 RECORDING_SID = re.compile(r"^RE[0-9a-f]{32}$")
 DIGITS = re.compile(r"^[0-9*#]{0,32}$")
@@ -45,10 +47,10 @@ def _recording(form: Mapping[str, str], api_base: str, account_sid: str) -> Reco
     if not RECORDING_SID.match(sid):
         raise MalformedRequest("RecordingSid is malformed")
     url = form.get("RecordingUrl") or None
-    expected_prefix = f"{api_base}/2010-04-01/Accounts/{account_sid}/Recordings/{sid}"
-    # The worker fetches this URL with our credentials, so only Twilio's own address for this
-    # recording is accepted.
-    if url is not None and url not in (expected_prefix, expected_prefix + ".wav"):
+    expected = recording_url(api_base, account_sid, sid)
+    # Workers fetch recordings by SID, never from this URL; one that points anywhere else is not
+    # Twilio's, so the request is refused rather than stored.
+    if url is not None and url not in (expected, expected + ".wav"):
         raise MalformedRequest("RecordingUrl is not this account's recording at the Twilio API")
     duration = form.get("RecordingDuration")
     if duration not in (None, "") and not (duration.lstrip("-").isdigit()):

@@ -150,12 +150,11 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int) -> 
 
 def discard_recording(workshop: Workshop, session: Session, recording_id: int) -> None:
     recording = _recording(session, recording_id, lock=True)
-    for item in (recording.audio_item, recording.transcript_item):
-        if item is not None:
-            recording.audio_item_id = None if item is recording.audio_item else recording.audio_item_id
-            recording.transcript_item_id = None if item is recording.transcript_item else recording.transcript_item_id
-            session.flush()
-            workshop.sealer.destroy_item(session, item)
+    items = [item for item in (recording.audio_item, recording.transcript_item) if item is not None]
+    recording.audio_item_id = recording.transcript_item_id = None
+    session.flush()
+    for item in items:
+        workshop.sealer.destroy_item(session, item)
     session.commit()
     _delete_at_twilio(workshop, session, recording_id)
 

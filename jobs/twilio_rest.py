@@ -9,6 +9,11 @@ import requests
 API_VERSION = "2010-04-01"
 
 
+def recording_url(api_base: str, account_sid: str, recording_sid: str) -> str:
+    """Where Twilio keeps a recording (its RecordingUrl, without a file extension)."""
+    return f"{api_base.rstrip('/')}/{API_VERSION}/Accounts/{account_sid}/Recordings/{recording_sid}"
+
+
 class TwilioUnavailable(Exception):
     """Worth trying again later: a network failure, a 5xx, rate limiting, or an empty body."""
 
@@ -26,7 +31,7 @@ class TwilioRest:
         self._http = requests.Session()
 
     def recording_url(self, recording_sid: str) -> str:
-        return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+        return recording_url(self.api_base, self.account_sid, recording_sid)
 
     def download_recording(self, recording_sid: str) -> bytes:
         # Always asked for by SID at our configured API base: a URL from a request is never fetched.
