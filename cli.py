@@ -1,16 +1,12 @@
 """Operators' commands: `flask --app app <command>`."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from sqlalchemy import func, select
 
-from storage.cases import find_case, open_item
-from storage.crypto import KeyFileError, SealError, load_private_key
 from storage.migrate import upgrade
 from jobs.queue import enqueue
 from storage.models import Job
@@ -18,15 +14,6 @@ from storage.models import Job
 
 def _hotline():
     return current_app.extensions["hotline"]
-
-
-def _private_key(hotline, key_path: Path | None):
-    key_path = key_path or hotline.settings.public_key_path.with_name("hotline.key")
-    passphrase = os.environ.get("HOTLINE_KEY_PASSPHRASE") or click.prompt("Private key passphrase", hide_input=True)
-    try:
-        return load_private_key(key_path, passphrase)
-    except KeyFileError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _simulator_app(api_base: str) -> Flask:
@@ -58,70 +45,6 @@ def register_commands(app: Flask) -> None:
         """Apply every migration not yet applied."""
         upgrade(_hotline().settings.database_url)
         click.echo("database is up to date")
-
-    @app.cli.command("decrypt")
-    @click.argument("reference")
-    @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
-                  help="The wrapped private key (default: hotline.key beside the public key).")
-    @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-                  help="Folder to write the case's decrypted items into.")
-    def decrypt(reference: str, key_path: Path | None, out_dir: Path):
-        """Decrypt everything kept for one case (operators only; needs the private key)."""
-        hotline = _hotline()
-        private_key = _private_key(hotline, key_path)
-        with hotline.db.session() as session:
-            case = find_case(session, reference)
-            if case is None:
-                raise click.ClickException("no case with that reference")
-            out_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(out_dir, 0o700)
-            summary = {"reference": case.reference, "anonymous": case.anonymous, "category": case.category,
-                       "created_at": case.created_at.isoformat(), "items": []}
-            for item in case.items:
-                try:
-                    data = open_item(session, private_key, hotline.blobs, item)
-                except SealError as error:
-                    raise click.ClickException(f"item {item.id} ({item.kind}): {error}") from None
-                name = f"{item.id:06d}-{item.kind}" + {"recording": ".wav", "transcript": ".json", "contact": ".json"}.get(item.kind, "")
-                (out_dir / name).write_bytes(data)
-                summary["items"].append({"file": name, "kind": item.kind, "created_at": item.created_at.isoformat()})
-            (out_dir / "case.json").write_text(json.dumps(summary, indent=2))
-        click.echo(f"wrote {len(summary['items'])} items for case {reference} to {out_dir}")
-
-    @app.cli.command("retranscribe")
-    @click.argument("references", nargs=-1)
-    @click.option("--failed", is_flag=True, help="Every take whose transcription failed.")
-    @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
-                  help="The wrapped private key (default: hotline.key beside the public key).")
-    def retranscribe(references: tuple[str, ...], failed: bool, key_path: Path | None):
-        """Transcribe stored takes again (console side: the audio is opened with the private key)."""
-        from app import make_transcriber
-        from jobs.transcribe import transcribe_take
-        from storage.models import Case, Recording
-
-        hotline = _hotline()
-        if not references and not failed:
-            raise click.UsageError("name case references, or use --failed")
-        private_key = _private_key(hotline, key_path)
-        transcriber = make_transcriber(hotline.settings.with_overrides(transcription=True))
-        with hotline.db.session() as session:
-            query = select(Recording).where(Recording.audio_item_id.is_not(None), Recording.decision == "keep")
-            if references:
-                query = query.join(Case).where(Case.reference.in_(references))
-            if failed:
-                query = query.where(Recording.transcription_status == "failed")
-            for recording in session.scalars(query).all():
-                audio = open_item(session, private_key, hotline.blobs, recording.audio_item)
-                if recording.transcript_item is not None:
-                    old = recording.transcript_item
-                    recording.transcript_item_id = None
-                    session.flush()
-                    hotline.sealer.destroy_item(session, old)
-                recording.transcription_status, recording.transcription_attempts = "pending", 0
-                session.commit()
-                transcribe_take(session, hotline.sealer, transcriber, recording, audio, max_attempts=1)
-                click.echo(f"case {recording.case.reference} take {recording.id}: {recording.transcription_status}"
-                           + (f" ({recording.transcription_error})" if recording.transcription_error else ""))
 
     @app.cli.command("cases")
     @click.option("--limit", default=20, show_default=True)

@@ -21,6 +21,60 @@ class ConfigError(Exception):
     """The environment does not describe a hotline that can start."""
 
 
+class EnvReader:
+    """Reads variables and collects every problem, so one start names all of them at once."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, not {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            self.problems.append(f"{name} must be at most {maximum}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, not {raw!r}")
+            return default
+        if not minimum <= value <= maximum:
+            self.problems.append(f"{name} must be between {minimum} and {maximum}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default)
+        if value not in options:
+            self.problems.append(f"{name} must be one of {', '.join(options)}, not {value!r}")
+            return default
+        return value
+
+    def data_dir(self) -> Path:
+        return Path(self.text("HOTLINE_DATA_DIR", "instance")).expanduser().resolve()
+
+    def fail_if_problems(self, who: str) -> None:
+        if self.problems:
+            raise ConfigError(f"{who} cannot start:\n  - " + "\n  - ".join(self.problems))
+
+
 @dataclass(frozen=True)
 class Settings:
     environment: str
@@ -54,35 +108,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-
-        def text(name: str, default: str | None = None) -> str | None:
-            value = env.get(name, "").strip()
-            return value or default
-
-        def integer(name: str, default: int, minimum: int = 1) -> int:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name} must be a whole number, not {raw!r}")
-                return default
-            if value < minimum:
-                problems.append(f"{name} must be at least {minimum}")
-            return value
-
-        def choice(name: str, options: tuple[str, ...], default: str) -> str:
-            value = text(name, default)
-            if value not in options:
-                problems.append(f"{name} must be one of {', '.join(options)}, not {value!r}")
-                return default
-            return value
+        env = EnvReader(os.environ if environ is None else environ)
+        problems = env.problems
+        text, integer, choice = env.text, env.integer, env.choice
 
         environment = choice("HOTLINE_ENV", ENVIRONMENTS, "production")
-        data_dir = Path(text("HOTLINE_DATA_DIR", "instance")).expanduser().resolve()
+        data_dir = env.data_dir()
 
         required = {
             "PUBLIC_BASE_URL": text("PUBLIC_BASE_URL"),
@@ -139,6 +170,5 @@ class Settings:
             transcription_max_attempts=integer("HOTLINE_TRANSCRIPTION_MAX_ATTEMPTS", 3),
             job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", 300, minimum=2),
         )
-        if problems:
-            raise ConfigError("The hotline cannot start:\n  - " + "\n  - ".join(problems))
+        env.fail_if_problems("The hotline")
         return settings

@@ -1,17 +1,18 @@
-"""Opening cases, unlocking them from a later call, and sealing what callers leave."""
+"""Opening cases, unlocking them from a later call, and sealing what callers leave (never opening it:
+that is console/keys.py)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.blobs import BlobStore, new_blob_key
-from storage.crypto import SealContext, seal, unseal
+from storage.crypto import SealContext, seal
 from storage.models import Case, ReferenceLock, SealedItem, utcnow
 from storage.references import CaseReference, pin_matches
 
@@ -92,10 +93,6 @@ class Sealer:
     def destroy_item(self, session: Session, item: SealedItem) -> None:
         self.blobs.delete(session, item.blob_key)
         session.delete(item)
-
-
-def open_item(session: Session, private_key: X25519PrivateKey, blobs: BlobStore, item: SealedItem) -> bytes:
-    return unseal(private_key, blobs.get(session, item.blob_key), SealContext(item.case.reference, item.kind))
 
 
 def seal_contact_number(session: Session, sealer: Sealer, case: Case, number: str, confirmed: bool) -> SealedItem:

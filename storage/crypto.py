@@ -1,12 +1,14 @@
-"""The only module that encrypts or decrypts.
+"""Sealing: the seal format and everything the internet-facing side may do with keys.
 
-Everything the hotline keeps about a case (recordings, transcripts, contact details) is sealed to the
-hotline's X25519 public key: a fresh ephemeral key per item, HKDF-SHA256 to an AES-256-GCM key, and
+Everything the hotline keeps about a case (recordings, transcripts, contact details, notes) is sealed to
+the hotline's X25519 public key: a fresh ephemeral key per item, HKDF-SHA256 to an AES-256-GCM key, and
 associated data naming the case and the kind of item, so a sealed blob moved to another case or passed
 off as another kind fails to open. The internet-facing side only ever holds the public key.
 
-The private key is kept wrapped with a passphrase (scrypt, then AES-256-GCM); only the handlers'
-console and operators' commands unwrap it.
+Opening is a code boundary, not only a key boundary: `unseal` and unwrapping the private key live in
+`console/keys.py`, which the line and the workers never import (a test walks their imports). This module
+defines the format both sides share; the private key is written here (wrapped with a passphrase, scrypt
+then AES-256-GCM) but never read back.
 """
 from __future__ import annotations
 
@@ -14,12 +16,11 @@ import hmac
 import json
 import os
 import secrets
-from base64 import b64decode, b64encode
+from base64 import b64encode
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,9 +28,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 SEAL_VERSION = b"\x01"
-_SEAL_INFO = b"hotline seal v1"
-_HEADER = len(SEAL_VERSION) + 32 + 12
-_WRAP_FORMAT = "hotline-private-key-v1"
+SEAL_INFO = b"hotline seal v1"
+SEAL_HEADER = len(SEAL_VERSION) + 32 + 12
+WRAP_FORMAT = "hotline-private-key-v1"
 # scrypt cost: about 0.1 s and 32 MiB on a laptop; an operator types the passphrase rarely.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
 
@@ -53,36 +54,23 @@ class SealContext:
         return f"hotline/v1|case={self.case_reference}|kind={self.kind}".encode()
 
 
-def _derive_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+def derive_item_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient_public, info=_SEAL_INFO
+        algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient_public, info=SEAL_INFO
     ).derive(shared)
 
 
-def _raw(public_key: X25519PublicKey) -> bytes:
+def raw_public_bytes(public_key: X25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def seal(public_key: X25519PublicKey, plaintext: bytes, context: SealContext) -> bytes:
     ephemeral = X25519PrivateKey.generate()
-    ephemeral_public = _raw(ephemeral.public_key())
-    key = _derive_key(ephemeral.exchange(public_key), ephemeral_public, _raw(public_key))
+    ephemeral_public = raw_public_bytes(ephemeral.public_key())
+    key = derive_item_key(ephemeral.exchange(public_key), ephemeral_public, raw_public_bytes(public_key))
     nonce = os.urandom(12)
     ciphertext = AESGCM(key).encrypt(nonce, plaintext, context.associated_data())
     return SEAL_VERSION + ephemeral_public + nonce + ciphertext
-
-
-def unseal(private_key: X25519PrivateKey, sealed: bytes, context: SealContext) -> bytes:
-    if len(sealed) < _HEADER + 16 or sealed[:1] != SEAL_VERSION:
-        raise SealError("not a sealed hotline item")
-    ephemeral_public = sealed[1:33]
-    nonce = sealed[33:_HEADER]
-    try:
-        shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
-        key = _derive_key(shared, ephemeral_public, _raw(private_key.public_key()))
-        return AESGCM(key).decrypt(nonce, sealed[_HEADER:], context.associated_data())
-    except (InvalidTag, ValueError) as error:
-        raise SealError("the sealed item is damaged, or belongs to another case, kind or key") from error
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -98,7 +86,7 @@ def public_key_text(public_key: X25519PublicKey) -> str:
 
 
 def public_key_fingerprint(public_key: X25519PublicKey) -> str:
-    return sha256(_raw(public_key)).hexdigest()[:16]
+    return sha256(raw_public_bytes(public_key)).hexdigest()[:16]
 
 
 def load_public_key(path: Path) -> X25519PublicKey:
@@ -113,7 +101,7 @@ def load_public_key(path: Path) -> X25519PublicKey:
     return key
 
 
-def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+def scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
 
 
@@ -124,47 +112,18 @@ def wrap_private_key(private_key: X25519PrivateKey, passphrase: str) -> str:
     raw = private_key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    public = _raw(private_key.public_key())
-    wrapped = AESGCM(_scrypt_key(passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)).encrypt(
-        nonce, raw, _WRAP_FORMAT.encode() + public
+    public = raw_public_bytes(private_key.public_key())
+    wrapped = AESGCM(scrypt_key(passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)).encrypt(
+        nonce, raw, WRAP_FORMAT.encode() + public
     )
     document = {
-        "format": _WRAP_FORMAT,
+        "format": WRAP_FORMAT,
         "kdf": {"name": "scrypt", "n": _SCRYPT_N, "r": _SCRYPT_R, "p": _SCRYPT_P, "salt": b64encode(salt).decode()},
         "public_key": b64encode(public).decode(),
         "nonce": b64encode(nonce).decode(),
         "wrapped_key": b64encode(wrapped).decode(),
     }
     return json.dumps(document, indent=2) + "\n"
-
-
-def unwrap_private_key(text: str, passphrase: str) -> X25519PrivateKey:
-    try:
-        document = json.loads(text)
-        if document["format"] != _WRAP_FORMAT:
-            raise ValueError(document["format"])
-        kdf = document["kdf"]
-        key = _scrypt_key(passphrase, b64decode(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
-        public = b64decode(document["public_key"])
-        raw = AESGCM(key).decrypt(
-            b64decode(document["nonce"]), b64decode(document["wrapped_key"]), _WRAP_FORMAT.encode() + public
-        )
-    except InvalidTag as error:
-        raise KeyFileError("wrong passphrase for the private key") from error
-    except (ValueError, KeyError, TypeError) as error:
-        raise KeyFileError("the private key file is not a hotline private key") from error
-    private_key = X25519PrivateKey.from_private_bytes(raw)
-    if not hmac.compare_digest(_raw(private_key.public_key()), public):
-        raise KeyFileError("the private key file is inconsistent")
-    return private_key
-
-
-def load_private_key(path: Path, passphrase: str) -> X25519PrivateKey:
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError as error:
-        raise KeyFileError(f"private key file {path} does not exist") from error
-    return unwrap_private_key(text, passphrase)
 
 
 def write_key_pair(directory: Path, passphrase: str) -> tuple[Path, Path]:

@@ -2,11 +2,13 @@
 those live only inside sealed blobs (see storage.crypto)."""
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timezone
 
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -40,6 +42,95 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+def enum_column(enum_class: type[enum.Enum], length: int = 32) -> Enum:
+    """A state stored as its readable value (a VARCHAR, no native type), read back as the enum."""
+    return Enum(enum_class, native_enum=False, length=length, create_constraint=False,
+                values_callable=lambda members: [member.value for member in members], validate_strings=True)
+
+
+class CaseStatus(str, enum.Enum):
+    NEW = "new"
+    IN_REVIEW = "in-review"
+    REFERRED = "referred"
+    NO_FURTHER_ACTION = "no-further-action"
+    CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return {"new": "New", "in-review": "In review", "referred": "Referred",
+                "no-further-action": "No further action", "closed": "Closed"}[self.value]
+
+
+class Role(str, enum.Enum):
+    HANDLER = "handler"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"handler": 1, "supervisor": 2, "admin": 3}[self.value]
+
+    def at_least(self, other: "Role") -> bool:
+        return self.rank >= other.rank
+
+
+class SessionStage(str, enum.Enum):
+    VISITOR = "visitor"  # not signed in (holds only a CSRF token)
+    PASSWORD_OK = "password-ok"  # password checked, second factor still to come
+    SIGNED_IN = "signed-in"
+
+
+class SessionEnd(str, enum.Enum):
+    SIGNED_OUT = "signed-out"
+    IDLE = "idle"
+    TOO_LONG = "too-long"
+    ENDED_BY_ADMIN = "ended-by-admin"
+    ACCOUNT_DISABLED = "account-disabled"
+    PASSWORD_CHANGED = "password-changed"
+
+
+class CaseEventKind(str, enum.Enum):
+    STATUS = "status"
+    ASSIGNMENT = "assignment"
+    URGENT = "urgent"
+    NOTE = "note"
+    CORRECTION = "correction"
+
+
+class AuditAction(str, enum.Enum):
+    SIGN_IN = "sign-in"
+    SIGN_IN_FAILED = "sign-in-failed"
+    SECOND_FACTOR_FAILED = "second-factor-failed"
+    ACCOUNT_LOCKED = "account-locked"
+    SIGN_OUT = "sign-out"
+    SESSION_EXPIRED = "session-expired"
+    KEY_UNWRAPPED = "key-unwrapped"
+    SECOND_FACTOR_ADDED = "second-factor-added"
+    SECOND_FACTOR_REMOVED = "second-factor-removed"
+    SECOND_FACTOR_RESET = "second-factor-reset"
+    PASSWORD_CHANGED = "password-changed"
+    ACCOUNT_CREATED = "account-created"
+    ACCOUNT_INVITED = "account-invited"
+    ACCOUNT_ENROLLED = "account-enrolled"
+    ACCOUNT_DISABLED = "account-disabled"
+    ACCOUNT_ENABLED = "account-enabled"
+    ROLE_CHANGED = "role-changed"
+    SESSIONS_ENDED = "sessions-ended"
+    INBOX_VIEWED = "inbox-viewed"
+    SEARCHED = "searched"
+    CASE_VIEWED = "case-viewed"
+    AUDIO_PLAYED = "audio-played"
+    TRANSCRIPT_VIEWED = "transcript-viewed"
+    TRANSCRIPT_CORRECTED = "transcript-corrected"
+    NOTE_ADDED = "note-added"
+    STATUS_CHANGED = "status-changed"
+    ASSIGNMENT_CHANGED = "assignment-changed"
+    URGENT_CHANGED = "urgent-changed"
+    CONTACT_REVEALED = "contact-revealed"
+    AUDIT_VIEWED = "audit-viewed"
+    CASE_DECRYPTED = "case-decrypted"  # an operator's `decrypt` command
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(
         naming_convention={
@@ -59,7 +150,9 @@ class Case(Base):
     reference: Mapped[str] = mapped_column(String(8), unique=True)
     anonymous: Mapped[bool] = mapped_column(Boolean)
     category: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="new")
+    status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus, 24), default=CaseStatus.NEW, index=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -165,3 +258,159 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- the console's tables: accounts, sessions, the work on cases, the audit trail ---------------------
+
+class User(Base):
+    """A console account. It holds its own copy of the hotline private key, wrapped under a key derived
+    from its password (console/keys.py); a disabled account's copy is deleted."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(enum_column(Role, 16))
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id; None until enrolled
+    wrapped_key: Mapped[str | None] = mapped_column(Text)
+    # A one-time enrolment link: only the token's hash is kept; the key copy is wrapped under the token.
+    invite_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_wrapped_key: Mapped[str | None] = mapped_column(Text)
+    invite_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # TOTP secret, encrypted under the console's own secret key; the last accepted time step is kept so a
+    # code already used is refused.
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    credentials: Mapped[list["WebAuthnCredential"]] = relationship(
+        back_populates="user", order_by="WebAuthnCredential.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_enrolled(self) -> bool:
+        return self.password_hash is not None
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_secret_sealed is not None or bool(self.credentials)
+
+
+class WebAuthnCredential(Base):
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="credentials")
+
+
+class ConsoleSession(Base):
+    """A browser's session, kept server-side so several console processes share it. The id is a hash
+    of the cookie's token; the private key copy is sealed under a secret derived from that token, which
+    only the cookie holds, so this row alone opens nothing. Ended sessions keep no key."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[SessionStage] = mapped_column(enum_column(SessionStage, 16), default=SessionStage.VISITOR)
+    data: Mapped[str] = mapped_column(Text, default="{}")  # CSRF token, WebAuthn challenge: no case data
+    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[SessionEnd | None] = mapped_column(enum_column(SessionEnd, 24))
+
+    user: Mapped[User | None] = relationship()
+
+
+class CaseEvent(Base):
+    """Something a handler did to a case, for its timeline. A note's text (or a closing reason) is a
+    sealed item; the values here are statuses and user ids only."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[CaseEventKind] = mapped_column(enum_column(CaseEventKind, 16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    old_value: Mapped[str | None] = mapped_column(String(32))
+    new_value: Mapped[str | None] = mapped_column(String(32))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_items.id"))
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship()
+    item: Mapped[SealedItem | None] = relationship()
+
+
+class TranscriptVersion(Base):
+    """A handler's corrected transcript of one take: version 2 and on (version 1 is the machine's,
+    which is never changed). Each is a whole sealed transcript in the same JSON form."""
+
+    __tablename__ = "transcript_versions"
+    __table_args__ = (UniqueConstraint("recording_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[int] = mapped_column(ForeignKey("sealed_items.id"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User | None] = relationship()
+    item: Mapped[SealedItem] = relationship()
+
+
+class CaseView(Base):
+    """When a handler last opened a case, for "new since you last looked"."""
+
+    __tablename__ = "case_views"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    last_viewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit trail. Each entry's hash covers its fields and the hash of the
+    entry before, so an edited, deleted or reordered entry breaks the chain. No report content here."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # = the chain's sequence number
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # the username then, or "operator"/"system"
+    action: Mapped[AuditAction] = mapped_column(enum_column(AuditAction, 32))
+    case_reference: Mapped[str | None] = mapped_column(String(8), index=True)
+    target_user_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """A single row: the newest entry's sequence number and hash. Updating it first serialises
+    appends on every database (a row lock on PostgreSQL, the write lock on SQLite)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from settings import Settings
-from storage.crypto import load_private_key, write_key_pair
+from console.keys import load_private_key
+from storage.crypto import write_key_pair
 from storage.migrate import upgrade
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"  # obviously fake, shaped like Twilio's

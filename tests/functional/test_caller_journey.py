@@ -6,7 +6,7 @@ import re
 from sqlalchemy import select
 
 from ivr import prompts
-from storage.cases import open_item
+from console.keys import open_item
 from storage.models import Case, Recording, SealedItem
 from storage.references import pin_for
 from tests.support.audio import phone_wav

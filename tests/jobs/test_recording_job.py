@@ -10,7 +10,7 @@ from ivr.desk import SqlCallDesk
 from jobs import queue
 from jobs.recording import run_job
 from jobs.worker import run_until_idle
-from storage.cases import open_item
+from console.keys import open_item
 from storage.models import Job, Recording, SealedItem, utcnow
 from tests.support.audio import distinctive_chunk, phone_wav
 from tests.support.takes import recorded_take, watch_twilio_deletes

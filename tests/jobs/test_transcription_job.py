@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from jobs.worker import run_until_idle
-from storage.cases import open_item
+from console.keys import open_item
 from storage.models import Job, Recording, SealedItem
 from tests.support.takes import recorded_take, watch_twilio_deletes
 from transcription import speech_corpus

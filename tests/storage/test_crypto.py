@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from console.keys import load_private_key, unseal, unwrap_private_key
 from storage.crypto import (
     KeyFileError,
     SealContext,
     SealError,
     generate_private_key,
-    load_private_key,
     load_public_key,
     seal,
-    unseal,
-    unwrap_private_key,
     wrap_private_key,
     write_key_pair,
 )

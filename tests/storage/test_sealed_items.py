@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from storage.cases import open_case, open_item
+from console.keys import open_item
+from storage.cases import open_case
 from storage.crypto import SealError
 from storage.models import BlobRow, SealedItem
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from ivr.desk import SqlCallDesk
 from ivr.events import RecordingEvent
 from storage.db import Database
-from storage.models import Recording
+from storage.models import Case, Recording
+from tests.support.audio import phone_wav
 
 
 def recorded_take(hotline, fake_twilio, wav: bytes, *, status: str = "completed", callbacks: int = 1,
@@ -43,3 +44,14 @@ def watch_twilio_deletes(workshop, database_url: str, column) -> list:
 
     workshop.twilio.delete_recording = delete_and_look
     return seen
+
+
+def stored_case_with_contact(hotline, fake_twilio) -> tuple[str, bytes]:
+    """A named caller's case whose one take is fetched and sealed; returns (reference, the WAV)."""
+    from jobs.worker import run_until_idle
+
+    wav = phone_wav(1.0)
+    recorded_take(hotline, fake_twilio, wav, contact_number="+447700900456")
+    run_until_idle(hotline.workshop)
+    with hotline.db.session() as session:
+        return session.scalar(select(Case.reference)), wav

@@ -1,0 +1,170 @@
+"""The console side's operator commands: `flask --app console <command>`. Those that open sealed items
+need the operator's hotline.key and its passphrase; each such use is audited."""
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from storage.crypto import KeyFileError, SealError
+from storage.migrate import upgrade
+from storage.models import AuditAction, Role
+
+
+def _console():
+    return current_app.extensions["console"]
+
+
+def _private_key(key_path: Path | None):
+    from console.keys import load_private_key
+
+    key_path = key_path or current_app.config["CONSOLE_SETTINGS"].private_key_path
+    passphrase = os.environ.get("HOTLINE_KEY_PASSPHRASE") or click.prompt("Private key passphrase", hide_input=True)
+    try:
+        return load_private_key(key_path, passphrase)
+    except KeyFileError as error:
+        raise click.ClickException(str(error)) from None
+
+
+_KEY_OPTION = click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+                           help="The wrapped private key (default: HOTLINE_PRIVATE_KEY_FILE, or hotline.key beside the public key).")
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.group("db")
+    def db_group():
+        """The database schema."""
+
+    @db_group.command("upgrade")
+    def db_upgrade():
+        """Apply every migration not yet applied."""
+        upgrade(_console().settings.database_url)
+        click.echo("database is up to date")
+
+    @app.cli.command("create-admin")
+    @click.argument("username")
+    @click.option("--name", "display_name", required=True, help="The person's name, as other handlers see it.")
+    @_KEY_OPTION
+    def create_admin(username: str, display_name: str, key_path: Path | None):
+        """Create an admin account and print its one-time enrolment link (needs the private key)."""
+        from console.accounts.services import AccountError, invite
+        from console.audit.services import record
+
+        console = _console()
+        private_key = _private_key(key_path)
+        with console.db.session() as session:
+            try:
+                invitation = invite(session, private_key, username, display_name, Role.ADMIN, None,
+                                    timedelta(hours=console.settings.invite_hours))
+            except AccountError as error:
+                raise click.ClickException(str(error)) from None
+            record(session, AuditAction.ACCOUNT_CREATED, actor_label="operator",
+                   target_user_id=invitation.user.id, detail={"role": Role.ADMIN.value, "by": "create-admin"})
+            session.commit()
+            click.echo(f"admin {invitation.user.username} created. Open this link once, within "
+                       f"{console.settings.invite_hours} hours, to choose a password and set up a second factor:")
+            click.echo(f"  {console.settings.public_url}/enrol/{invitation.token}")
+
+    @app.cli.group("audit")
+    def audit_group():
+        """The audit trail."""
+
+    @audit_group.command("verify")
+    @click.option("--head", "expected_head", default=None,
+                  help="SEQ:HASH from an 'audit head' line of the console's log: it must still be in the chain.")
+    def audit_verify(expected_head: str | None):
+        """Check the whole hash chain; name the first broken link."""
+        from console.audit.services import verify_chain
+
+        expected = None
+        if expected_head:
+            try:
+                seq, digest = expected_head.split(":", 1)
+                expected = (int(seq), digest.strip().lower())
+            except ValueError:
+                raise click.UsageError("--head takes SEQ:HASH, as logged by the console") from None
+        with _console().db.session() as session:
+            check = verify_chain(session, expected)
+        if check.ok:
+            click.echo(f"audit chain intact: {check.entries} entries, head {check.head_seq}:{check.head_hash}")
+            return
+        raise click.ClickException(f"audit chain broken at entry {check.first_broken}: {check.problem}")
+
+    @app.cli.command("decrypt")
+    @click.argument("reference")
+    @_KEY_OPTION
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                  help="Folder to write the case's decrypted items into.")
+    def decrypt(reference: str, key_path: Path | None, out_dir: Path):
+        """Decrypt everything kept for one case (operators only; needs the private key)."""
+        from console.audit.services import record
+        from console.keys import open_item
+        from storage.cases import find_case
+
+        console = _console()
+        private_key = _private_key(key_path)
+        with console.db.session() as session:
+            case = find_case(session, reference)
+            if case is None:
+                raise click.ClickException("no case with that reference")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(out_dir, 0o700)
+            summary = {"reference": case.reference, "anonymous": case.anonymous, "category": case.category,
+                       "created_at": case.created_at.isoformat(), "items": []}
+            for item in case.items:
+                try:
+                    data = open_item(session, private_key, console.blobs, item)
+                except SealError as error:
+                    raise click.ClickException(f"item {item.id} ({item.kind}): {error}") from None
+                name = f"{item.id:06d}-{item.kind}" + {"recording": ".wav"}.get(item.kind, ".json")
+                (out_dir / name).write_bytes(data)
+                summary["items"].append({"file": name, "kind": item.kind, "created_at": item.created_at.isoformat()})
+            (out_dir / "case.json").write_text(json.dumps(summary, indent=2))
+            record(session, AuditAction.CASE_DECRYPTED, actor_label="operator", case_reference=case.reference,
+                   detail={"items": len(summary["items"])})
+            session.commit()
+        click.echo(f"wrote {len(summary['items'])} items for case {reference} to {out_dir}")
+
+    @app.cli.command("retranscribe")
+    @click.argument("references", nargs=-1)
+    @click.option("--failed", is_flag=True, help="Every take whose transcription failed.")
+    @_KEY_OPTION
+    def retranscribe(references: tuple[str, ...], failed: bool, key_path: Path | None):
+        """Transcribe stored takes again (the audio is opened with the private key)."""
+        from console.keys import open_item
+        from jobs.transcribe import transcribe_take
+        from storage.models import Case, Recording
+        from transcription.model import ModelError, resolve_model_path
+        from transcription.recognizer import Transcriber
+
+        console = _console()
+        if not references and not failed:
+            raise click.UsageError("name case references, or use --failed")
+        private_key = _private_key(key_path)
+        try:
+            transcriber = Transcriber(resolve_model_path(console.settings.vosk_model_path, console.settings.data_dir))
+        except ModelError as error:
+            raise click.ClickException(str(error)) from None
+        with console.db.session() as session:
+            query = select(Recording).where(Recording.audio_item_id.is_not(None), Recording.decision == "keep")
+            if references:
+                query = query.join(Case).where(Case.reference.in_(references))
+            if failed:
+                query = query.where(Recording.transcription_status == "failed")
+            for recording in session.scalars(query).all():
+                audio = open_item(session, private_key, console.blobs, recording.audio_item)
+                if recording.transcript_item is not None:
+                    old = recording.transcript_item
+                    recording.transcript_item_id = None
+                    session.flush()
+                    console.sealer.destroy_item(session, old)
+                recording.transcription_status, recording.transcription_attempts = "pending", 0
+                session.commit()
+                transcribe_take(session, console.sealer, transcriber, recording, audio, max_attempts=1)
+                click.echo(f"case {recording.case.reference} take {recording.id}: {recording.transcription_status}"
+                           + (f" ({recording.transcription_error})" if recording.transcription_error else ""))

@@ -1,0 +1,224 @@
+"""Opening: the only code that turns sealed bytes back into a report, and where the private key lives.
+
+The line and the workers never import this module (tests/test_import_boundary.py walks their imports).
+The hotline's private key reaches a console process in one of three wrappings, each AES-256-GCM with
+associated data naming what it is for, so one wrapping can never be passed off as another:
+
+- the operator's `hotline.key`, under a passphrase (scrypt; written by storage.keygen);
+- each account's own copy, under a key derived from that person's password (argon2id), as GlobaLeaks
+  does: signing in unwraps it, a password change re-wraps it, disabling the account deletes it;
+- an invitation's copy, under the random token in the one-time enrolment link (the database holds
+  only the token's hash, so a copy of the database cannot enrol anyone or unwrap anything);
+- a signed-in session's copy, under a random secret that exists only in that handler's cookie.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from base64 import b64decode, b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.orm import Session
+
+from storage.blobs import BlobStore
+from storage.crypto import (
+    SEAL_HEADER,
+    SEAL_VERSION,
+    WRAP_FORMAT,
+    KeyFileError,
+    SealContext,
+    SealError,
+    derive_item_key,
+    raw_public_bytes,
+    scrypt_key,
+)
+from storage.models import SealedItem
+
+_ACCOUNT_FORMAT = "hotline-account-key-v1"
+_INVITE_FORMAT = "hotline-invite-key-v1"
+_SESSION_FORMAT = b"hotline-session-key-v1"
+
+
+class KeyUnwrapError(Exception):
+    """A wrapped copy of the private key did not open: wrong password, token or cookie, or tampered."""
+
+
+def unseal(private_key: X25519PrivateKey, sealed: bytes, context: SealContext) -> bytes:
+    if len(sealed) < SEAL_HEADER + 16 or sealed[:1] != SEAL_VERSION:
+        raise SealError("not a sealed hotline item")
+    ephemeral_public = sealed[1:33]
+    nonce = sealed[33:SEAL_HEADER]
+    try:
+        shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+        key = derive_item_key(shared, ephemeral_public, raw_public_bytes(private_key.public_key()))
+        return AESGCM(key).decrypt(nonce, sealed[SEAL_HEADER:], context.associated_data())
+    except (InvalidTag, ValueError) as error:
+        raise SealError("the sealed item is damaged, or belongs to another case, kind or key") from error
+
+
+def open_item(session: Session, private_key: X25519PrivateKey, blobs: BlobStore, item: SealedItem) -> bytes:
+    return unseal(private_key, blobs.get(session, item.blob_key), SealContext(item.case.reference, item.kind))
+
+
+@dataclass(frozen=True)
+class Opener:
+    """One signed-in handler's power to open sealed items, for the length of one request."""
+
+    private_key: X25519PrivateKey
+    blobs: BlobStore
+
+    def open(self, session: Session, item: SealedItem) -> bytes:
+        return open_item(session, self.private_key, self.blobs, item)
+
+    @property
+    def public_key(self) -> X25519PublicKey:
+        return self.private_key.public_key()
+
+
+# --- the operator's key file ------------------------------------------------------------------------
+
+def unwrap_private_key(text: str, passphrase: str) -> X25519PrivateKey:
+    try:
+        document = json.loads(text)
+        if document["format"] != WRAP_FORMAT:
+            raise ValueError(document["format"])
+        kdf = document["kdf"]
+        key = scrypt_key(passphrase, b64decode(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]))
+        public = b64decode(document["public_key"])
+        raw = AESGCM(key).decrypt(
+            b64decode(document["nonce"]), b64decode(document["wrapped_key"]), WRAP_FORMAT.encode() + public
+        )
+    except InvalidTag as error:
+        raise KeyFileError("wrong passphrase for the private key") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise KeyFileError("the private key file is not a hotline private key") from error
+    return _checked_private_key(raw, public, KeyFileError("the private key file is inconsistent"))
+
+
+def load_private_key(path: Path, passphrase: str) -> X25519PrivateKey:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError as error:
+        raise KeyFileError(f"private key file {path} does not exist") from error
+    return unwrap_private_key(text, passphrase)
+
+
+# --- each account's copy, under its password -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class PasswordKdf:
+    """argon2id cost for deriving an account's wrapping key. The default costs about 0.2 s and 64 MiB,
+    once per sign-in; tests use a cheaper one (only HOTLINE_ENV=test may)."""
+
+    time_cost: int = 3
+    memory_kib: int = 64 * 1024
+    parallelism: int = 1
+
+    def derive(self, password: str, salt: bytes) -> bytes:
+        return hash_secret_raw(
+            password.encode(), salt, time_cost=self.time_cost, memory_cost=self.memory_kib,
+            parallelism=self.parallelism, hash_len=32, type=Type.ID,
+        )
+
+
+def _raw_private(private_key: X25519PrivateKey) -> bytes:
+    return private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def _checked_private_key(raw: bytes, public: bytes, error: Exception) -> X25519PrivateKey:
+    private_key = X25519PrivateKey.from_private_bytes(raw)
+    if not hmac.compare_digest(raw_public_bytes(private_key.public_key()), public):
+        raise error
+    return private_key
+
+
+def _account_ad(user_id: int, public: bytes) -> bytes:
+    return f"{_ACCOUNT_FORMAT}|user={user_id}|".encode() + public
+
+
+def wrap_for_account(private_key: X25519PrivateKey, password: str, user_id: int, kdf: PasswordKdf) -> str:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    public = raw_public_bytes(private_key.public_key())
+    wrapped = AESGCM(kdf.derive(password, salt)).encrypt(nonce, _raw_private(private_key), _account_ad(user_id, public))
+    return json.dumps({
+        "format": _ACCOUNT_FORMAT,
+        "kdf": {"name": "argon2id", "t": kdf.time_cost, "m": kdf.memory_kib, "p": kdf.parallelism,
+                "salt": b64encode(salt).decode()},
+        "public_key": b64encode(public).decode(),
+        "nonce": b64encode(nonce).decode(),
+        "wrapped_key": b64encode(wrapped).decode(),
+    })
+
+
+def unwrap_for_account(text: str, password: str, user_id: int) -> X25519PrivateKey:
+    try:
+        document = json.loads(text)
+        if document["format"] != _ACCOUNT_FORMAT:
+            raise ValueError("format")
+        params = document["kdf"]
+        kdf = PasswordKdf(int(params["t"]), int(params["m"]), int(params["p"]))
+        public = b64decode(document["public_key"])
+        raw = AESGCM(kdf.derive(password, b64decode(params["salt"]))).decrypt(
+            b64decode(document["nonce"]), b64decode(document["wrapped_key"]), _account_ad(user_id, public)
+        )
+    except (InvalidTag, ValueError, KeyError, TypeError) as error:
+        raise KeyUnwrapError("the account's key did not open") from error
+    return _checked_private_key(raw, public, KeyUnwrapError("the account's key is inconsistent"))
+
+
+# --- an invitation's copy, under the enrolment link's token -------------------------------------------
+
+def _token_key(token: str, purpose: bytes) -> bytes:
+    # The token is 256 random bits, so a plain HKDF is enough (no password stretching needed).
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(token.encode())
+
+
+def wrap_for_invitation(private_key: X25519PrivateKey, token: str, user_id: int) -> str:
+    nonce = os.urandom(12)
+    public = raw_public_bytes(private_key.public_key())
+    ad = f"{_INVITE_FORMAT}|user={user_id}|".encode() + public
+    wrapped = AESGCM(_token_key(token, _INVITE_FORMAT.encode())).encrypt(nonce, _raw_private(private_key), ad)
+    return json.dumps({"format": _INVITE_FORMAT, "public_key": b64encode(public).decode(),
+                       "nonce": b64encode(nonce).decode(), "wrapped_key": b64encode(wrapped).decode()})
+
+
+def unwrap_for_invitation(text: str, token: str, user_id: int) -> X25519PrivateKey:
+    try:
+        document = json.loads(text)
+        if document["format"] != _INVITE_FORMAT:
+            raise ValueError("format")
+        public = b64decode(document["public_key"])
+        ad = f"{_INVITE_FORMAT}|user={user_id}|".encode() + public
+        raw = AESGCM(_token_key(token, _INVITE_FORMAT.encode())).decrypt(
+            b64decode(document["nonce"]), b64decode(document["wrapped_key"]), ad
+        )
+    except (InvalidTag, ValueError, KeyError, TypeError) as error:
+        raise KeyUnwrapError("the invitation's key did not open") from error
+    return _checked_private_key(raw, public, KeyUnwrapError("the invitation's key is inconsistent"))
+
+
+# --- a signed-in session's copy, under the secret in its cookie --------------------------------------
+
+def seal_for_session(private_key: X25519PrivateKey, cookie_secret: bytes, session_id: str) -> bytes:
+    nonce = os.urandom(12)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SESSION_FORMAT).derive(cookie_secret)
+    return nonce + AESGCM(key).encrypt(nonce, _raw_private(private_key), _SESSION_FORMAT + session_id.encode())
+
+
+def open_for_session(sealed: bytes, cookie_secret: bytes, session_id: str) -> X25519PrivateKey:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SESSION_FORMAT).derive(cookie_secret)
+    try:
+        raw = AESGCM(key).decrypt(sealed[:12], sealed[12:], _SESSION_FORMAT + session_id.encode())
+    except (InvalidTag, ValueError) as error:
+        raise KeyUnwrapError("the session's key did not open") from error
+    return X25519PrivateKey.from_private_bytes(raw)

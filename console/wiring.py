@@ -1,0 +1,24 @@
+"""The console's long-lived parts, built once per process without Flask (the CLI and tests use it too)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.settings import ConsoleSettings
+from storage.blobs import BlobStore, make_blob_store
+from storage.cases import Sealer
+from storage.crypto import load_public_key
+from storage.db import Database
+
+
+@dataclass
+class Console:
+    settings: ConsoleSettings
+    db: Database
+    blobs: BlobStore
+    sealer: Sealer  # notes and corrections are sealed to the same public key as everything else
+
+
+def build_console(settings: ConsoleSettings) -> Console:
+    db = Database(settings.database_url)
+    blobs = make_blob_store(settings.blob_store, settings.data_dir)
+    return Console(settings, db, blobs, Sealer(load_public_key(settings.public_key_path), blobs))

@@ -1,0 +1,46 @@
+"""A console over the same test database as the line, and the people who use it.
+
+`people.handler()` (or .supervisor(), .admin()) makes an enrolled account with a TOTP second factor,
+through the same services an invitation uses; `person.signs_in()` then goes through the real sign-in
+pages with a Flask test client, so every request passes the real guard, CSRF and session store.
+"""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.console.support import People
+
+
+@pytest.fixture
+def console_env(settings_env: dict[str, str]) -> dict[str, str]:
+    return {**settings_env, "CONSOLE_SECRET_KEY": secrets.token_urlsafe(48)}
+
+
+@pytest.fixture
+def console_settings(console_env, settings):
+    from console.settings import ConsoleSettings
+
+    # `settings` (the line's) has already migrated the database.
+    return ConsoleSettings.from_env(console_env)
+
+
+@pytest.fixture
+def console_app(console_settings):
+    from console import create_app
+
+    app = create_app(console_settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["console"].db.dispose()
+
+
+@pytest.fixture
+def console(console_app):
+    return console_app.extensions["console"]
+
+
+@pytest.fixture
+def people(console_app, private_key) -> People:
+    return People(console_app, private_key)

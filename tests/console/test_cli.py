@@ -1,0 +1,105 @@
+"""The console side's operator commands: those that need the private key live here, not in the line's app."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from storage.models import AuditAction, AuditEntry, Case
+from tests.support.takes import recorded_take, stored_case_with_contact
+
+
+def test_decrypt_writes_the_case_for_an_operator(console_app, hotline, fake_twilio, key_passphrase, tmp_path):
+    reference, wav = stored_case_with_contact(hotline, fake_twilio)
+    out = tmp_path / "case"
+    result = console_app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(out)], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase}
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "case.json").read_text())
+    files = {item["kind"]: out / item["file"] for item in summary["items"]}
+    assert json.loads(files["contact"].read_text()) == {"phone_number": "+447700900456"}
+    assert files["recording"].read_bytes() == wav
+    assert out.stat().st_mode & 0o077 == 0
+
+
+def test_decrypt_with_the_wrong_passphrase_writes_nothing(console_app, hotline, fake_twilio, tmp_path):
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    result = console_app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(tmp_path / "case")], env={"HOTLINE_KEY_PASSPHRASE": "not the passphrase"}
+    )
+    assert result.exit_code != 0 and "wrong passphrase" in result.output
+    assert not (tmp_path / "case").exists()
+
+
+@pytest.mark.slow
+def test_retranscribe_recovers_a_take_whose_transcription_failed(console_app, console, hotline, fake_twilio, key_passphrase, utterances, model_path, monkeypatch):
+    from jobs.worker import run_until_idle
+    from storage.models import Recording
+    from transcription import speech_corpus
+
+    utterance = next(u for key, u in sorted(utterances.items()) if key.startswith("librivox/"))
+    recorded_take(hotline, fake_twilio, speech_corpus.telephone_wav(utterance))
+    run_until_idle(hotline.workshop)  # no transcriber on this side: the take waits, audio sealed
+    with hotline.db.session() as session:
+        reference = session.scalar(select(Case.reference))  # no transcriber on this side: the take waits, audio sealed
+    with hotline.db.session() as session:
+        recording = session.scalar(select(Recording))
+        recording.transcription_status, recording.transcription_error = "failed", "the worker ran out of memory"
+        session.commit()
+
+    monkeypatch.setenv("VOSK_MODEL_PATH", str(model_path))
+    console.settings = console.settings.with_overrides(vosk_model_path=str(model_path))
+    result = console_app.test_cli_runner().invoke(args=["retranscribe", "--failed"], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase})
+    assert result.exit_code == 0, result.output
+    assert f"case {reference}" in result.output and ": done" in result.output
+    with hotline.db.session() as session:
+        recording = session.scalar(select(Recording))
+        assert recording.transcription_status == "done" and recording.transcript_item_id is not None
+
+
+def test_decrypt_is_audited(console_app, console, hotline, fake_twilio, key_passphrase, tmp_path):
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    console_app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(tmp_path / "case")], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase}
+    )
+    with console.db.session() as session:
+        entries = session.scalars(select(AuditEntry)).all()
+    assert [(e.action, e.case_reference, e.actor) for e in entries] == [(AuditAction.CASE_DECRYPTED, reference, "operator")]
+
+
+def test_create_admin_prints_a_one_time_enrolment_link(console_app, console, key_passphrase):
+    result = console_app.test_cli_runner().invoke(
+        args=["create-admin", "ada", "--name", "Ada Admin"], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{console.settings.public_url}/enrol/" in result.output
+    again = console_app.test_cli_runner().invoke(
+        args=["create-admin", "ada", "--name", "Ada Admin"], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase}
+    )
+    assert again.exit_code != 0 and "taken" in again.output
+
+
+def test_create_admin_needs_the_right_passphrase(console_app):
+    result = console_app.test_cli_runner().invoke(
+        args=["create-admin", "ada", "--name", "Ada"], env={"HOTLINE_KEY_PASSPHRASE": "not the passphrase at all"}
+    )
+    assert result.exit_code != 0 and "wrong passphrase" in result.output
+
+
+def test_audit_verify_reports_an_intact_chain_and_names_a_broken_link(console_app, console):
+    from console.audit.services import record
+
+    with console.db.session() as session:
+        for _ in range(3):
+            record(session, AuditAction.INBOX_VIEWED, actor_label="test")
+        session.commit()
+    runner = console_app.test_cli_runner()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "3 entries" in result.output
+    with console.db.session() as session:
+        session.get(AuditEntry, 2).actor = "someone else"
+        session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0 and "entry 2" in result.output
