@@ -64,9 +64,21 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     @app.get("/healthz")
     def healthz():
-        if hotline.db.is_reachable():
-            return jsonify(status="ok")
-        return jsonify(status="database unreachable"), 503
+        """503 only when this process cannot serve calls (no database). Jobs that gave up make the body
+        say "jobs-failed" and name them, but still answer 200: a platform health check that saw 503
+        would restart or unroute the web process, which fixes no job and makes Twilio's webhooks fail
+        (each failure leaves the caller's number in Twilio's Debugger). Monitors alert on the body.
+        Job ids, kinds and attempt counts only: nothing of a call (no SIDs, no times, no errors)."""
+        from jobs.queue import failed_jobs
+
+        if not hotline.db.is_reachable():
+            return jsonify(status="database unreachable"), 503
+        try:
+            with hotline.db.session() as session:
+                failed = [{"id": job.id, "kind": job.kind, "attempts": job.attempts} for job in failed_jobs(session)]
+        except Exception:
+            return jsonify(status="database unreachable"), 503
+        return jsonify(status="jobs-failed" if failed else "ok", database="ok", failed_jobs=len(failed), failed=failed[:50])
 
     from cli import register_commands
 

@@ -32,6 +32,20 @@ def _finish_simulator_app(app: Flask) -> None:
     run_until_idle(hotline.workshop)
 
 
+def _load_transcriber(hotline) -> None:
+    """A worker transcribes whenever HOTLINE_TRANSCRIPTION is on; without a usable model it does not
+    start (else it would delete Twilio's copy and leave the take waiting for a transcript for ever)."""
+    from app import make_transcriber
+    from transcription.model import ModelError
+
+    try:
+        hotline.workshop.transcriber = make_transcriber(hotline.settings)
+        if hotline.workshop.transcriber is not None:
+            hotline.workshop.transcriber.load()
+    except ModelError as error:
+        raise click.ClickException(f"the worker cannot start: {error}") from None
+
+
 def register_commands(app: Flask) -> None:
     from simulator.cli import simulate_call_command
 
@@ -70,10 +84,12 @@ def register_commands(app: Flask) -> None:
 
     @jobs_group.command("run")
     def jobs_run():
-        """Run every due job now, in this process."""
+        """Run every due job now, in this process (with the speech model, as `jobs work` does)."""
         from jobs.worker import run_until_idle
 
-        click.echo(f"ran {run_until_idle(_hotline().workshop)} jobs")
+        hotline = _hotline()
+        _load_transcriber(hotline)
+        click.echo(f"ran {run_until_idle(hotline.workshop)} jobs")
 
     @jobs_group.command("work")
     @click.option("--threads", default=None, type=int, help="Worker threads (default HOTLINE_WORKER_THREADS).")
@@ -82,18 +98,10 @@ def register_commands(app: Flask) -> None:
         import signal
         import threading
 
-        from app import make_transcriber
         from jobs.worker import InProcessWorker
 
-        from transcription.model import ModelError
-
         hotline = _hotline()
-        try:
-            hotline.workshop.transcriber = make_transcriber(hotline.settings)
-            if hotline.workshop.transcriber is not None:
-                hotline.workshop.transcriber.load()
-        except ModelError as error:
-            raise click.ClickException(f"the worker cannot start: {error}") from None
+        _load_transcriber(hotline)
         worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -97,7 +97,10 @@ class Settings:
     job_max_attempts: int = 8
     transcription_max_attempts: int = 3
     retry_base_seconds: float = 5.0
-    job_lease_seconds: int = 300
+    # A worker renews its job's lease every third of this; a dead worker's job is taken over when it runs out.
+    job_lease_seconds: int = 30
+    # How often workers list the recordings Twilio still holds and fetch or delete what callbacks missed (0: never).
+    twilio_sweep_seconds: int = 600
 
     @property
     def is_production(self) -> bool:
@@ -168,7 +171,8 @@ class Settings:
             max_recording_seconds=integer("HOTLINE_MAX_RECORDING_SECONDS", 600, minimum=10),
             job_max_attempts=integer("HOTLINE_JOB_MAX_ATTEMPTS", 8),
             transcription_max_attempts=integer("HOTLINE_TRANSCRIPTION_MAX_ATTEMPTS", 3),
-            job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", 300, minimum=2),
+            job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", 30, minimum=2),
+            twilio_sweep_seconds=integer("HOTLINE_TWILIO_SWEEP_SECONDS", 600, minimum=0),
         )
         env.fail_if_problems("The hotline")
         return settings

@@ -105,6 +105,11 @@ def create_app(settings: ConsoleSettings | None = None, *, start_background: boo
         head_logger = HeadLogger(console.db, settings.audit_head_seconds)
         head_logger.start()
         atexit.register(head_logger.stop)
+        from console.sessions import SessionSweeper
+
+        sweeper = SessionSweeper(console_sessions)
+        sweeper.start()
+        atexit.register(sweeper.stop)
     return app
 
 
@@ -122,11 +127,13 @@ def _guard():
             if user is not None and user.disabled_at is None:
                 g.pending_user = user
                 return None
+            _end_disabled_account_sessions(session.user_id)
         return _to_sign_in()
     if not session.is_signed_in:
         return _to_sign_in()
     user = db_session().get(User, session.user_id)
     if user is None or user.disabled_at is not None:
+        _end_disabled_account_sessions(session.user_id)
         session.drop_cookie = True
         return _signed_out_page(SessionEnd.ACCOUNT_DISABLED)
     g.user = user
@@ -134,6 +141,14 @@ def _guard():
         return render_template("console/error.html", title="Not for your role",
                                message="This page is for another role. Ask an admin if you need it."), 403
     return None
+
+
+def _end_disabled_account_sessions(user_id: int) -> None:
+    # However the account came to be disabled, its sessions end here and their key copies are wiped,
+    # not left for an ex-handler who kept the cookie.
+    db = db_session()
+    current_app.extensions["console_sessions"].end_for_user(db, user_id, SessionEnd.ACCOUNT_DISABLED)
+    db.commit()
 
 
 def _to_sign_in():

@@ -135,10 +135,12 @@ def register_commands(app: Flask) -> None:
     @click.option("--failed", is_flag=True, help="Every take whose transcription failed.")
     @_KEY_OPTION
     def retranscribe(references: tuple[str, ...], failed: bool, key_path: Path | None):
-        """Transcribe stored takes again (the audio is opened with the private key)."""
+        """Transcribe stored takes again (the audio is opened with the private key). A take's old
+        transcript is kept until the new one is sealed and committed in its place."""
         from console.keys import open_item
-        from jobs.transcribe import transcribe_take
-        from storage.models import Case, Recording
+        from console.audit.services import record
+        from jobs.transcribe import replace_transcript
+        from storage.models import Case, Recording, TranscriptVersion
         from transcription.model import ModelError, resolve_model_path
         from transcription.recognizer import Transcriber
 
@@ -157,14 +159,23 @@ def register_commands(app: Flask) -> None:
             if failed:
                 query = query.where(Recording.transcription_status == "failed")
             for recording in session.scalars(query).all():
+                reference, take = recording.case.reference, recording.id
+                if session.scalar(select(TranscriptVersion.id).where(TranscriptVersion.recording_id == take).limit(1)):
+                    # Handlers' corrections are built on the machine transcript's words and timings;
+                    # replacing it under them would leave versions that no longer match the audio.
+                    click.echo(f"case {reference} take {take}: skipped (handlers have corrected its transcript)")
+                    continue
+                had_transcript = recording.transcript_item_id is not None
                 audio = open_item(session, private_key, console.blobs, recording.audio_item)
-                if recording.transcript_item is not None:
-                    old = recording.transcript_item
-                    recording.transcript_item_id = None
-                    session.flush()
-                    console.sealer.destroy_item(session, old)
-                recording.transcription_status, recording.transcription_attempts = "pending", 0
+                record(session, AuditAction.AUDIO_PLAYED, actor_label="operator", case_reference=reference,
+                       detail={"take": take, "by": "retranscribe"})
                 session.commit()
-                transcribe_take(session, console.sealer, transcriber, recording, audio, max_attempts=1)
-                click.echo(f"case {recording.case.reference} take {recording.id}: {recording.transcription_status}"
-                           + (f" ({recording.transcription_error})" if recording.transcription_error else ""))
+                problem = replace_transcript(session, console.sealer, transcriber, recording, audio)
+                recording = session.get(Recording, take, populate_existing=True)
+                if problem is None:
+                    click.echo(f"case {reference} take {take}: {recording.transcription_status}")
+                elif had_transcript:
+                    click.echo(f"case {reference} take {take}: {recording.transcription_status} "
+                               f"(transcribing again: {problem}; the earlier transcript is kept)")
+                else:
+                    click.echo(f"case {reference} take {take}: {recording.transcription_status} ({problem})")

@@ -8,7 +8,9 @@ idle time-out, the 12-hour limit, an admin, a disabled account) wipes that copy.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import sha256
@@ -25,6 +27,7 @@ from storage.db import Database
 from storage.models import ConsoleSession, SessionEnd, SessionStage, User, utcnow
 
 COOKIE_NAME = "hotline_console"
+log = logging.getLogger("hotline.console.sessions")
 
 
 def session_id_for(token: str) -> str:
@@ -99,12 +102,7 @@ class SessionStore:
             reason = self.limits.end_reason(row, now)
             if reason is not None:
                 was_signed_in = row.user_id is not None
-                self._end(session, row, reason, now)
-                if was_signed_in:
-                    from console.audit.services import record
-                    from storage.models import AuditAction
-
-                    record(session, AuditAction.SESSION_EXPIRED, actor=row.user, detail={"reason": reason.value})
+                self._expire(session, row, reason, now)
                 session.commit()
                 return ConsoleBrowserSession(ended=reason if was_signed_in else None)
             try:
@@ -181,6 +179,32 @@ class SessionStore:
                 ended += 1
         return ended
 
+    def end_expired(self) -> int:
+        """End every session past its limits, whether or not its cookie ever comes back, so a handler
+        who walks away leaves no copy of the key behind (run at intervals by SessionSweeper)."""
+        now = utcnow()
+        with self.db.session() as session:
+            rows = session.scalars(select(ConsoleSession).where(
+                ConsoleSession.ended_at.is_(None),
+                (ConsoleSession.last_seen_at < now - self.limits.idle)
+                | (ConsoleSession.signed_in_at < now - self.limits.absolute))).all()
+            ended = 0
+            for row in rows:
+                reason = self.limits.end_reason(row, now)
+                if reason is not None:
+                    self._expire(session, row, reason, now)
+                    ended += 1
+            session.commit()
+            return ended
+
+    def _expire(self, session: Session, row: ConsoleSession, reason: SessionEnd, now: datetime) -> None:
+        if row.user_id is not None:
+            from console.audit.services import record
+            from storage.models import AuditAction
+
+            record(session, AuditAction.SESSION_EXPIRED, actor=row.user, detail={"reason": reason.value})
+        self._end(session, row, reason, now)
+
     @staticmethod
     def _end(session: Session, row: ConsoleSession, reason: SessionEnd, now: datetime) -> None:
         row.sealed_key, row.data, row.ended_at, row.end_reason = None, "{}", now, reason
@@ -193,6 +217,37 @@ class SessionStore:
                 (ConsoleSession.ended_at < cutoff) | (ConsoleSession.last_seen_at < cutoff)))
             session.commit()
             return result.rowcount or 0
+
+
+class SessionSweeper:
+    """Ends run-out sessions (wiping their key) and forgets old ended ones, at intervals, in the
+    background of a console process."""
+
+    def __init__(self, store: SessionStore, interval_seconds: float = 60):
+        self.store, self.interval = store, interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self) -> None:
+        try:
+            self.store.end_expired()
+            self.store.purge_ended()
+        except Exception as error:  # a database blip must not stop the console; the next sweep retries
+            log.warning("could not sweep expired sessions (%s)", type(error).__name__)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="session-sweeper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.sweep()
+        while not self._stop.wait(self.interval):
+            self.sweep()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 class DatabaseSessionInterface(SessionInterface):

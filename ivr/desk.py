@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ivr.events import RecordingEvent
+from ivr.events import CallStatus, RecordingEvent, RecordingStatus
 from ivr.flow import UnlockOutcome
 from jobs.queue import DISCARD_RECORDING, STORE_RECORDING, enqueue
 from storage.cases import Sealer, confirm_contact, open_case, seal_contact_number, unlock_case
@@ -118,24 +118,31 @@ class SqlCallDesk:
         recording.decision = "discard"
         self._enqueue(DISCARD_RECORDING, recording)
 
+    def takes_recorded(self, call_sid: str) -> int:
+        """Takes this call has recorded, deleted ones included (the flow caps them)."""
+        return self.session.scalar(select(func.count()).select_from(Recording).where(Recording.call_sid == call_sid)) or 0
+
     def recording_status(self, call_sid: str, event: RecordingEvent) -> None:
         """Twilio's recording status callback; any number of times, in any order with the action."""
         recording = self._recording(call_sid, event.recording_sid)
         recording.recording_url = recording.recording_url or event.recording_url
         if event.duration_seconds is not None:
             recording.duration_seconds = event.duration_seconds
-        if event.status in ("completed", "absent", "failed") and recording.twilio_status != "completed":
-            recording.twilio_status = event.status
+        status = None if event.status is None else RecordingStatus(event.status)
+        final = (RecordingStatus.COMPLETED, RecordingStatus.ABSENT, RecordingStatus.FAILED)
+        if status in final and recording.twilio_status != RecordingStatus.COMPLETED.value:
+            recording.twilio_status = status.value  # stored as Twilio spells it, a plain string
         if recording.twilio_status == "completed" and recording.decision == "keep":
             job = self._enqueue(STORE_RECORDING, recording)
             if job.state == "queued" and job.attempts == 0:
                 job.run_after = min(job.run_after, utcnow())  # it was waiting for this callback
 
-    def call_ended(self, call_sid: str, status: str | None) -> None:
+    def call_ended(self, call_sid: str, status: CallStatus | str | None) -> None:
         call = self._call(call_sid)
         if call.ended_at is None:
             call.ended_at = utcnow()
-        call.status = status or "completed"
+        # Only a status Twilio sends is ever stored (CallStatus refuses anything else).
+        call.status = CallStatus(status or CallStatus.COMPLETED).value
         call.pending_reference = None
         pending = self.session.scalars(
             select(Recording).where(

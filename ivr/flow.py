@@ -21,6 +21,9 @@ CATEGORIES = {
 }
 MAX_ATTEMPTS = 3  # the first ask and two more, then a polite goodbye
 MAX_UNLOCK_FAILURES_PER_CALL = 3
+# Takes one call may record, deleted ones included: enough for a report told in parts or started
+# again a few times (up to 50 minutes at the default 10 minutes a take), never an endless loop.
+MAX_TAKES_PER_CALL = 5
 MIN_PHONE_DIGITS, MAX_PHONE_DIGITS = 7, 15
 
 
@@ -51,6 +54,8 @@ class CallDesk(Protocol):
     def take_recorded(self, call_sid: str, recording_sid: str, recording_url: str | None, duration: int | None) -> None: ...
 
     def discard_take(self, call_sid: str, recording_sid: str) -> None: ...
+
+    def takes_recorded(self, call_sid: str) -> int: ...
 
     def is_adding_to_earlier_report(self, call_sid: str) -> bool: ...
 
@@ -226,25 +231,32 @@ class CallFlow:
         self.desk.take_recorded(event.call_sid, recording.recording_sid, recording.recording_url, recording.duration_seconds)
         if event.hung_up:
             return Reply.of(Hangup())  # Twilio ignores it; the take is kept
-        return self._after_recording_menu(recording.recording_sid, 1)
+        return self._after_recording_menu(recording.recording_sid, 1, self._at_take_limit(event))
 
-    def _after_recording_menu(self, recording_sid: str | None, attempt: int) -> Reply:
+    def _at_take_limit(self, event: CallEvent) -> bool:
+        return self.desk.takes_recorded(event.call_sid) >= MAX_TAKES_PER_CALL
+
+    def _after_recording_menu(self, recording_sid: str | None, attempt: int, at_limit: bool = False) -> Reply:
         # The take being decided on travels in the action URL: it is Twilio's own id, nothing of the caller's.
-        return self._menu("after-recording", prompts.AFTER_RECORDING_MENU, attempt=attempt, take=recording_sid)
+        menu = prompts.TAKE_LIMIT_MENU if at_limit else prompts.AFTER_RECORDING_MENU
+        return self._menu("after-recording", menu, attempt=attempt, take=recording_sid)
 
     def after_recording_choice(self, event: CallEvent) -> Reply:
         take = event.take
+        at_limit = self._at_take_limit(event)
         if event.digits == "1":
             return self._finish(event)
         if event.digits == "2":
             if take:
                 self.desk.discard_take(event.call_sid, take)
+            if at_limit:
+                return Reply.of(Say(prompts.TAKE_DISCARDED), Say(prompts.TAKE_LIMIT_REACHED), *self._finish(event).verbs)
             return Reply.of(Say(prompts.TAKE_DISCARDED), *self._record(prompts.RECORD_AGAIN_INSTRUCTIONS).verbs)
-        if event.digits == "3":
+        if event.digits == "3" and not at_limit:
             return self._record(prompts.RECORD_MORE_INSTRUCTIONS)
         # Silence keeps what was said: a report is never lost for want of a key press.
         return self._ask_again(
-            event, lambda attempt: self._after_recording_menu(take, attempt), lambda: self._finish(event)
+            event, lambda attempt: self._after_recording_menu(take, attempt, at_limit), lambda: self._finish(event)
         )
 
     def _finish(self, event: CallEvent) -> Reply:

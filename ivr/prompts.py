@@ -55,6 +55,11 @@ AFTER_RECORDING_MENU = (
     "To keep it and add more, press 3."
 )
 TAKE_DISCARDED = "That recording has been deleted."
+TAKE_LIMIT_MENU = (
+    "Thank you. That is as much as we can record on one call. To keep your report, press 1. "
+    "To delete this last recording, press 2."
+)
+TAKE_LIMIT_REACHED = "We cannot record any more on this call. You can add to your report by calling again."
 
 REFERENCE_INTRO = "Please write down your case reference and PIN. You will need them to add to your report."
 REFERENCE_IS = "Your case reference is {reference}"

@@ -3,7 +3,7 @@
 The database stays the truth. A Celery message only says "job N may be due"; the worker claims the
 job row exactly as the embedded worker does, so a duplicate message is harmless, and a lost one is
 made up for by each worker's sweeper, which re-announces due jobs (including those whose worker
-died) every SWEEP_SECONDS.
+died) every SWEEP_SECONDS, and sweeps Twilio for recordings our callbacks missed (jobs/sweep.py).
 
     celery --app jobs.celery_app worker --concurrency 2
 """
@@ -53,6 +53,11 @@ def run_job_task(job_id: int) -> None:
         job = session.get(Job, job_id)
         if job is not None and job.state == "queued":  # failed this time: come back when it is due
             run_job_task.apply_async((job_id,), eta=job.run_after)
+        if job is not None and job.state != "running":
+            # A take's jobs run one at a time: one that waited for this job (a discard while the take
+            # was being stored) may run now, rather than at the next sweep.
+            for sibling in queue.due_job_ids(session, recording_id=job.recording_id):
+                run_job_task.apply_async((sibling,))
 
 
 @signals.worker_init.connect
@@ -79,10 +84,22 @@ def _stop_sweeper(**_):
 
 
 def _sweep_forever() -> None:
-    from storage.db import Database
+    import time
 
-    db = Database(Settings.from_env().database_url)
+    from app import build_hotline
+    from jobs.sweep import sweep_twilio
+
+    settings = Settings.from_env()
+    workshop = build_hotline(settings).workshop  # no speech model in this (parent) process
+    db = workshop.db
+    next_twilio_sweep = time.monotonic() + min(settings.twilio_sweep_seconds, 5)
     while not _sweeper_stop.is_set():
+        if settings.twilio_sweep_seconds and time.monotonic() >= next_twilio_sweep:
+            try:
+                sweep_twilio(workshop)  # what callbacks missed at Twilio; its new jobs are announced below
+            except Exception as error:
+                log.warning("Twilio sweep failed: %s", type(error).__name__)
+            next_twilio_sweep = time.monotonic() + settings.twilio_sweep_seconds
         try:
             with db.session() as session:
                 for job_id in queue.due_job_ids(session):

@@ -4,6 +4,11 @@ Each stage commits before the next begins and is skipped when already done, so a
 any point and is run again finishes the work exactly once. Twilio's copy is deleted last: until the
 sealed audio and transcript are committed it is the only copy the worker can read (workers hold no
 private key, so a job that died before transcribing fetches the audio from Twilio again).
+
+Every commit goes through the job's claim (jobs/queue.py): a worker that lost its lease (taken over
+after a long pause) stops at its next commit with nothing committed. A take's jobs run one at a time,
+and whatever is attached to a take is attached only while the caller still keeps it (jobs/takes.py),
+so a take deleted mid-transcription leaves no transcript behind.
 """
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from jobs import queue
+from jobs.takes import DISCARD, KEEP, attach_sealed
 from jobs.transcribe import transcribe_take
 from jobs.twilio_rest import RecordingGone, TwilioRest, TwilioUnavailable
 from settings import Settings
@@ -24,6 +31,7 @@ from storage.models import Job, Recording
 from transcription.recognizer import Transcriber
 
 log = logging.getLogger("hotline.jobs")
+Commit = Callable[[], None]
 
 
 @dataclass
@@ -38,20 +46,26 @@ class Workshop:
 
 
 class LeaseKeeper:
-    """Renews a running job's lease while it works, so only a dead worker's job is taken over."""
+    """Renews a running job's lease every third of it while the job works, so only a dead (or stalled)
+    worker's job is taken over. Stops renewing once the job is no longer this worker's."""
 
-    def __init__(self, db: Database, job_id: int, lease: timedelta):
-        self.db, self.job_id, self.lease = db, job_id, lease
+    def __init__(self, db: Database, claim: queue.Claim):
+        self.db, self.claim = db, claim
+        self.lost = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{claim.job_id}", daemon=True)
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.lease.total_seconds() / 3):
+        while not self._stop.wait(self.claim.lease.total_seconds() / 3):
             try:
                 with self.db.session() as session:
-                    queue.renew_lease(session, self.job_id, self.lease)
-            except Exception:
-                log.warning("could not renew the lease of job %s", self.job_id)
+                    if not queue.renew_lease(session, self.claim.job_id, self.claim.owner, self.claim.lease):
+                        self.lost = True
+                        log.warning("job %s: lease lost (taken over or run out); this worker will commit nothing more of it",
+                                    self.claim.job_id)
+                        return
+            except Exception as error:
+                log.warning("could not renew the lease of job %s: %s", self.claim.job_id, type(error).__name__)
 
     def __enter__(self) -> "LeaseKeeper":
         self._thread.start()
@@ -69,36 +83,49 @@ def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
         job = queue.claim(session, job_id, lease=lease)
         if job is None:
             return None
+        claim = queue.Claim(job.id, job.owner, lease)
+        kind, recording_id = job.kind, job.recording_id
         try:
-            with LeaseKeeper(workshop.db, job.id, lease):
-                _run_claimed(workshop, session, job)
+            with LeaseKeeper(workshop.db, claim):
+                _run_claimed(workshop, session, kind, recording_id, claim)
+        except queue.LeaseLost:
+            session.rollback()
+            log.warning("job %s (%s, recording %s) lost its lease (taken over, or run out while this worker "
+                        "paused); stopped without committing", job.id, kind, recording_id)
+            return job.id
         except Exception as error:  # every failure is retried later; none may take the worker down
             session.rollback()
-            job = session.get(Job, job.id, populate_existing=True)
             reason = _describe(error)
             again = queue.retry_later(
-                session, job, reason, workshop.settings.retry_base_seconds, workshop.settings.job_max_attempts
+                session, job.id, claim.owner, reason, workshop.settings.retry_base_seconds, workshop.settings.job_max_attempts
             )
             session.commit()
-            log.warning(
-                "job %s (%s, recording %s) attempt %s failed: %s; %s",
-                job.id, job.kind, job.recording_id, job.attempts, reason,
-                "will retry" if again else "giving up",
-            )
+            job = session.get(Job, job.id, populate_existing=True)
+            if again is None:
+                log.warning("job %s (%s, recording %s) failed (%s) after another worker took it over",
+                            job.id, kind, recording_id, reason)
+            elif again:
+                log.warning("job %s (%s, recording %s) attempt %s failed: %s; will retry",
+                            job.id, kind, recording_id, job.attempts, reason)
+            else:
+                log.warning("ALERT: job %s (%s, recording %s) gave up after %s attempts: %s; "
+                            "it waits for an operator: flask --app app jobs retry",
+                            job.id, kind, recording_id, job.attempts, reason)
             return job.id
-        job = session.get(Job, job.id, populate_existing=True)
-        queue.complete(session, job)
+        if not queue.complete(session, job.id, claim.owner):
+            log.warning("job %s (%s, recording %s) finished after another worker took it over", job.id, kind, recording_id)
         session.commit()
         return job.id
 
 
-def _run_claimed(workshop: Workshop, session: Session, job: Job) -> None:
-    if job.kind == queue.STORE_RECORDING:
-        store_recording(workshop, session, job.recording_id)
-    elif job.kind == queue.DISCARD_RECORDING:
-        discard_recording(workshop, session, job.recording_id)
+def _run_claimed(workshop: Workshop, session: Session, kind: str, recording_id: int, claim: queue.Claim) -> None:
+    commit = lambda: claim.commit(session)  # noqa: E731 - every commit of the job's work is the holder's
+    if kind == queue.STORE_RECORDING:
+        store_recording(workshop, session, recording_id, commit)
+    elif kind == queue.DISCARD_RECORDING:
+        discard_recording(workshop, session, recording_id, commit)
     else:
-        raise ValueError(f"unknown job kind {job.kind!r}")
+        raise ValueError(f"unknown job kind {kind!r}")
 
 
 def _describe(error: Exception) -> str:
@@ -115,57 +142,66 @@ def _recording(session: Session, recording_id: int, lock: bool = False) -> Recor
     return recording
 
 
-def store_recording(workshop: Workshop, session: Session, recording_id: int) -> None:
+def store_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None) -> None:
+    commit = commit or session.commit
     recording = _recording(session, recording_id)
-    if recording.decision == "discard":
-        discard_recording(workshop, session, recording_id)
+    if recording.decision == DISCARD:
+        discard_recording(workshop, session, recording_id, commit)
         return
     sid = recording.recording_sid
     needs_audio = recording.audio_item_id is None or (
         workshop.transcriber is not None and recording.transcription_status == "pending"
     )
     if not recording.deleted_at_twilio and needs_audio:
-        session.commit()  # no transaction held open across the download
+        commit()  # no transaction held open across the download
         audio = workshop.twilio.download_recording(sid)
-        recording = _recording(session, recording_id, lock=True)
-        if recording.decision == "discard":  # the caller chose to record again while we downloaded
-            session.commit()
-            discard_recording(workshop, session, recording_id)
-            return
-        if recording.audio_item_id is None:
+        recording = _recording(session, recording_id)
+        if recording.audio_item_id is None and recording.decision == KEEP:
             item = workshop.sealer.seal_item(
                 session, recording.case, "recording", audio,
                 note={"duration_seconds": recording.duration_seconds, "format": "wav"},
             )
-            recording.audio_item_id = item.id
-            session.commit()
-            log.info("recording %s sealed and stored (%d bytes)", recording_id, item.size)
+            size = item.size
+            if attach_sealed(session, workshop.sealer, item, recording_id, commit,
+                             expect={"audio_item_id": None}, audio_item_id=item.id):
+                log.info("recording %s sealed and stored (%d bytes)", recording_id, size)
+            recording = _recording(session, recording_id)
+        if recording.decision == DISCARD:  # the caller chose to record again while we downloaded
+            session.rollback()
+            discard_recording(workshop, session, recording_id, commit)
+            return
         if workshop.transcriber is not None:
             transcribe_take(
                 session, workshop.sealer, workshop.transcriber, recording, audio,
-                workshop.settings.transcription_max_attempts,
+                workshop.settings.transcription_max_attempts, commit,
             )
-    _delete_at_twilio(workshop, session, recording_id)
+    if _recording(session, recording_id).decision == DISCARD:  # ... or while we transcribed
+        session.rollback()
+        discard_recording(workshop, session, recording_id, commit)
+        return
+    _delete_at_twilio(workshop, session, recording_id, commit)
 
 
-def discard_recording(workshop: Workshop, session: Session, recording_id: int) -> None:
+def discard_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None) -> None:
+    commit = commit or session.commit
     recording = _recording(session, recording_id, lock=True)
     items = [item for item in (recording.audio_item, recording.transcript_item) if item is not None]
     recording.audio_item_id = recording.transcript_item_id = None
     session.flush()
     for item in items:
         workshop.sealer.destroy_item(session, item)
-    session.commit()
-    _delete_at_twilio(workshop, session, recording_id)
+    commit()
+    _delete_at_twilio(workshop, session, recording_id, commit)
 
 
-def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int) -> None:
+def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int, commit: Commit) -> None:
     recording = _recording(session, recording_id)
     if recording.deleted_at_twilio:
         return
-    session.commit()
-    workshop.twilio.delete_recording(recording.recording_sid)
+    sid = recording.recording_sid
+    commit()  # still this worker's job before anything is done at Twilio
+    workshop.twilio.delete_recording(sid)
     recording = _recording(session, recording_id)
     recording.deleted_at_twilio = True
-    session.commit()
+    commit()
     log.info("recording %s deleted at Twilio", recording_id)

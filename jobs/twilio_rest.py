@@ -1,8 +1,10 @@
-"""The two calls we make to Twilio's REST API: fetch a recording, delete it.
+"""The calls we make to Twilio's REST API: fetch a recording, delete it, list the account's recordings.
 
 Errors name the recording's SID at most; never a URL with credentials, never response bodies.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import requests
 
@@ -50,12 +52,36 @@ class TwilioRest:
             return  # already gone: what we wanted
         self._raise_for_status(response, "delete", recording_sid)
 
-    def _request(self, method: str, url: str, recording_sid: str) -> requests.Response:
+    def list_recordings(self, page_size: int = 100, max_pages: int = 1000) -> Iterator[dict]:
+        """Every recording the account holds (Twilio's resource dicts), following next_page_uri. A next
+        page is only ever this account's recording list at our configured API base: the credentials
+        are never sent anywhere a response points to."""
+        prefix = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings.json"
+        path = f"{prefix}?PageSize={page_size}"
+        for _ in range(max_pages):
+            response = self._request("GET", self.api_base + path, what="the list of recordings")
+            if response.status_code >= 400:
+                raise TwilioUnavailable(f"Twilio answered {response.status_code} to list recordings")
+            try:
+                page = response.json()
+                recordings, path = page["recordings"], page.get("next_page_uri")
+                if not isinstance(recordings, list) or not all(isinstance(r, dict) for r in recordings):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                raise TwilioUnavailable("Twilio's list of recordings was not the JSON expected") from None
+            yield from recordings
+            if not path:
+                return
+            if not isinstance(path, str) or not path.startswith(prefix + "?") or any(c in path for c in "\\#\r\n"):
+                raise TwilioUnavailable("Twilio's next page of recordings is not this account's recording list")
+        raise TwilioUnavailable(f"Twilio's list of recordings ran past {max_pages} pages")
+
+    def _request(self, method: str, url: str, recording_sid: str | None = None, *, what: str | None = None) -> requests.Response:
         try:
             return self._http.request(method, url, auth=self._auth, timeout=self.timeout)
         except requests.RequestException as error:
             raise TwilioUnavailable(
-                f"could not reach Twilio to {method.lower()} recording {recording_sid}: {type(error).__name__}"
+                f"could not reach Twilio to {method.lower()} {what or f'recording {recording_sid}'}: {type(error).__name__}"
             ) from None
 
     @staticmethod

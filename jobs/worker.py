@@ -1,12 +1,14 @@
 """The embedded worker: a few threads in the web process that run due jobs from the database.
 
 Webhooks wake it after committing new jobs; it also polls, so retries fall due and jobs left by a
-process that died are picked up again once their lease runs out.
+process that died are picked up again once their lease runs out. One more thread sweeps Twilio every
+HOTLINE_TWILIO_SWEEP_SECONDS for recordings our callbacks missed (jobs/sweep.py).
 """
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 
 from jobs.recording import Workshop, run_job
 
@@ -14,10 +16,11 @@ log = logging.getLogger("hotline.worker")
 
 
 class InProcessWorker:
-    def __init__(self, workshop: Workshop, threads: int = 1, poll_seconds: float = 2.0):
+    def __init__(self, workshop: Workshop, threads: int = 1, poll_seconds: float = 2.0, sweep_seconds: float | None = None):
         self.workshop = workshop
         self.thread_count = threads
         self.poll_seconds = poll_seconds
+        self.sweep_seconds = workshop.settings.twilio_sweep_seconds if sweep_seconds is None else sweep_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -28,6 +31,10 @@ class InProcessWorker:
         self._stop.clear()
         for number in range(self.thread_count):
             thread = threading.Thread(target=self._loop, name=f"hotline-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.sweep_seconds > 0:
+            thread = threading.Thread(target=self._sweep_loop, name="hotline-twilio-sweep", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -45,12 +52,29 @@ class InProcessWorker:
         while not self._stop.is_set():
             try:
                 ran = run_job(self.workshop)
-            except Exception:  # the database itself may be briefly unavailable; keep the worker alive
-                log.exception("worker could not run a job")
+            except Exception as error:  # the database itself may be briefly unavailable; keep the worker alive
+                # Type and stack only: messages from the database layer can quote parameters.
+                log.error("worker could not run a job: %s\n%s", type(error).__name__,
+                          "".join(traceback.format_tb(error.__traceback__)))
                 ran = None
             if ran is None:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
+
+    def _sweep_loop(self) -> None:
+        from jobs.sweep import sweep_twilio
+
+        # The first sweep soon after start (what a crash or an outage left behind), then every interval.
+        delay = min(self.sweep_seconds, 5.0)
+        while not self._stop.wait(delay):
+            try:
+                done = sweep_twilio(self.workshop)
+            except Exception as error:
+                log.warning("Twilio sweep failed: %s", type(error).__name__)
+                done = None
+            if done and (done["queued"] or done["taken in"]):
+                self._wake.set()
+            delay = self.sweep_seconds
 
 
 def run_until_idle(workshop: Workshop, limit: int = 1000) -> int:

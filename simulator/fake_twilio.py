@@ -9,6 +9,10 @@ Served (HTTP basic auth with the account SID and auth token, as Twilio requires)
     GET    /2010-04-01/Accounts/{AC}/Recordings/{RE}.wav    the same
     GET    /2010-04-01/Accounts/{AC}/Recordings/{RE}.json   the recording resource (JSON)
     DELETE /2010-04-01/Accounts/{AC}/Recordings/{RE}.json   204, the recording is gone (also without .json)
+    GET    /2010-04-01/Accounts/{AC}/Recordings.json        the account's recordings, newest first, a page
+                                                            at a time (PageSize, default 50, at most 1000;
+                                                            next_page_uri carries Page and PageToken;
+                                                            optional CallSid filter), as Twilio pages lists
 Anything else answers 404 with a Twilio-style JSON error body. Every request is logged; faults and
 delays can be injected for the next matching requests. All methods are thread-safe.
 """
@@ -19,7 +23,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Callable, Pattern
 
@@ -34,6 +38,9 @@ API_VERSION = "2010-04-01"
 _RECORDING_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings/(?P<sid>RE[0-9A-Za-z]+)(?P<ext>\.wav|\.mp3|\.json)?$"
 )
+
+_LIST_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings\.json$")
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -157,16 +164,19 @@ class FakeTwilio:
         """Like Twilio's RecordingUrl: no file extension."""
         return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{sid}"
 
-    def add_recording(self, wav: bytes, *, call_sid: str | None = None, sid: str | None = None, duration: int | None = None) -> tuple[str, str]:
+    def add_recording(self, wav: bytes, *, call_sid: str | None = None, sid: str | None = None, duration: int | None = None,
+                      created_at: datetime | None = None, status: str = "completed") -> tuple[str, str]:
         """Store a finished recording; returns (RecordingSid, RecordingUrl). Any bytes may be served
-        (mu-law, MP3, garbage: what the app must cope with); only PCM WAV gets a measured duration."""
+        (mu-law, MP3, garbage: what the app must cope with); only PCM WAV gets a measured duration.
+        `created_at` back-dates it (its date_created); `status` is what the list and resource say."""
         sid = sid or new_sid("RE")
         if duration is None:
             try:
                 duration = round(wav_info(wav).duration)
             except SimulatorError:
                 duration = 0
-        recording = FakeRecording(sid, self.account_sid, call_sid, bytes(wav), duration, datetime.now(timezone.utc))
+        recording = FakeRecording(sid, self.account_sid, call_sid, bytes(wav), duration,
+                                  created_at or datetime.now(timezone.utc), status=status)
         with self._lock:
             self._recordings[sid] = recording
             self._changed.notify_all()
@@ -273,6 +283,11 @@ class FakeTwilio:
             response = _json_error(401, "Authenticate", request.path, code=20003)
             response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
             return response
+        listing = _LIST_PATH.match(request.path)
+        if listing is not None and request.method in ("GET", "HEAD"):
+            if listing["account"] != self.account_sid:
+                return _json_error(403, "Authenticated account does not own this resource", request.path, code=20003)
+            return self._list_page(request)
         if match is None:
             return _json_error(404, f"The requested resource {request.path} was not found", request.path, code=20404)
         if match["account"] != self.account_sid:
@@ -293,6 +308,66 @@ class FakeTwilio:
                 return Response(json.dumps(recording.resource(self.api_base)), 200, content_type="application/json")
             return _json_error(415, "FakeTwilio only serves recordings as WAV", request.path, code=20415)
         return _json_error(405, f"Method {request.method} not allowed", request.path, code=20004)
+
+    def _list_page(self, request: Request) -> Response:
+        """One page of the list, newest first. The PageToken names the last recording of the page
+        before, so recordings deleted while a client pages through do not make it skip any."""
+        args = request.args
+        try:
+            size = int(args.get("PageSize", DEFAULT_PAGE_SIZE))
+            page = int(args.get("Page", 0))
+        except ValueError:
+            return _json_error(400, "PageSize and Page must be integers", request.path, code=20001)
+        if not 1 <= size <= MAX_PAGE_SIZE or page < 0:
+            return _json_error(400, f"PageSize must be between 1 and {MAX_PAGE_SIZE}", request.path, code=20001)
+        call_sid = args.get("CallSid")
+        with self._lock:
+            found = [r for r in self._recordings.values() if call_sid is None or r.call_sid == call_sid]
+        found.sort(key=_newest_first)
+        token = args.get("PageToken")
+        if token:
+            after = _token_key(token)
+            if after is None:
+                return _json_error(400, "Invalid PageToken", request.path, code=20001)
+            found = [r for r in found if _newest_first(r) > after]
+        elif page:
+            found = found[page * size:]
+        chosen = found[:size]
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings.json"
+        filters = f"&CallSid={call_sid}" if call_sid else ""
+        start = page * size
+        body = {
+            "recordings": [r.resource(self.api_base) for r in chosen],
+            "page": page,
+            "page_size": size,
+            "start": start,
+            "end": start + max(len(chosen) - 1, 0),
+            "uri": f"{base}?PageSize={size}&Page={page}{filters}" + (f"&PageToken={token}" if token else ""),
+            "first_page_uri": f"{base}?PageSize={size}&Page=0{filters}",
+            "previous_page_uri": None if page == 0 else f"{base}?PageSize={size}&Page={page - 1}{filters}",
+            "next_page_uri": (f"{base}?PageSize={size}&Page={page + 1}{filters}&PageToken={_page_token(chosen[-1])}"
+                              if len(found) > size else None),
+        }
+        return Response(json.dumps(body), 200, content_type="application/json")
+
+
+def _newest_first(recording: FakeRecording) -> tuple[int, str]:
+    return (-_micros(recording.created_at), recording.sid)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+def _page_token(recording: FakeRecording) -> str:
+    return f"PA{_micros(recording.created_at)}_{recording.sid}"
+
+
+def _token_key(token: str) -> tuple[int, str] | None:
+    match = re.fullmatch(r"PA(?P<micros>-?[0-9]+)_(?P<sid>RE[0-9a-f]{32})", token)
+    if match is None:
+        return None
+    return (-int(match["micros"]), match["sid"])
 
 
 def _error_body(status: int, message: str, path: str, code: int | None = None) -> str:

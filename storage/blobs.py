@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from storage.models import BlobRow
 
-_KEY = re.compile(r"^[a-z]+/[0-9a-f]{32}$")
+_KEY = re.compile(r"[a-z]+(?:-[a-z]+)*/[0-9a-f]{32}")
 
 
 class BlobMissing(Exception):
@@ -54,7 +54,7 @@ class FolderBlobStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise ValueError("malformed blob key")
         return self.root / key
 

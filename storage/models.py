@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -145,6 +146,8 @@ class Base(DeclarativeBase):
 
 class Case(Base):
     __tablename__ = "cases"
+    # The inbox always sorts urgent cases first, then by when they came in: one index serves both.
+    __table_args__ = (Index("ix_cases_urgent_created_at", "urgent", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(8), unique=True)
@@ -255,6 +258,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who holds the lease (a fresh token per claim, jobs/owners.py): only the holder may renew, commit or finish it.
+    owner: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -19,7 +19,8 @@ def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path):
     assert again.exit_code != 0 and "refusing to overwrite" in again.output
 
 
-def test_db_upgrade_and_jobs_commands(app):
+def test_db_upgrade_and_jobs_commands(app, hotline):
+    hotline.settings = hotline.settings.with_overrides(transcription=False)  # `jobs run` loads no model then
     runner = app.test_cli_runner()
     assert "up to date" in runner.invoke(args=["db", "upgrade"]).output
     assert runner.invoke(args=["jobs", "run"]).output.strip() == "ran 0 jobs"
@@ -43,6 +44,7 @@ def test_jobs_that_gave_up_can_be_retried_by_an_operator(app, hotline, fake_twil
     from jobs.recording import run_job
     from storage.models import Job, Recording
 
+    hotline.settings = hotline.settings.with_overrides(transcription=False)  # `jobs run` loads no model then
     _, sid = recorded_take(hotline, fake_twilio, phone_wav(1.0))
     fake_twilio.fail_next("GET", sid, status=401, times=hotline.settings.job_max_attempts)
     for _ in range(hotline.settings.job_max_attempts):

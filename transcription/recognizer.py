@@ -25,6 +25,8 @@ class Word:
     start: float  # seconds from the start of the recording
     end: float
     confidence: float  # Vosk's posterior, 0..1
+    # True for words a handler typed in a correction (console/transcripts.py); the machine's are False.
+    corrected: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ class Transcript:
     format_version: int = field(default=1)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        document = asdict(self)
+        for word in document["words"]:
+            if not word["corrected"]:
+                del word["corrected"]  # so the machine's transcripts are written exactly as before
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> "Transcript":
@@ -46,7 +52,8 @@ class Transcript:
             raw: dict[str, Any] = json.loads(data)
             return cls(
                 text=str(raw["text"]),
-                words=[Word(str(w["text"]), float(w["start"]), float(w["end"]), float(w["confidence"])) for w in raw["words"]],
+                words=[Word(str(w["text"]), float(w["start"]), float(w["end"]), float(w["confidence"]),
+                            bool(w.get("corrected", False))) for w in raw["words"]],
                 model_name=str(raw["model_name"]),
                 model_version=str(raw["model_version"]),
                 seconds_taken=float(raw["seconds_taken"]),

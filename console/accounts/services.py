@@ -10,17 +10,28 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
 from hashlib import sha256
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from console.audit.services import record
 from console.keys import PasswordKdf, unwrap_for_account, unwrap_for_invitation, wrap_for_account, wrap_for_invitation
-from storage.models import Role, User, utcnow
+from storage.models import (
+    AuditAction,
+    ConsoleSession,
+    Role,
+    SessionEnd,
+    SessionStage,
+    User,
+    WebAuthnCredential,
+    utcnow,
+)
 
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 MIN_PASSWORD_LENGTH = 12
@@ -65,7 +76,10 @@ def token_hash(token: str) -> str:
 
 
 def find_user(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == username.strip().lower()))
+    username = username.strip().lower()
+    if not USERNAME.fullmatch(username):
+        return None  # no account has such a name (and PostgreSQL refuses some characters, e.g. NUL)
+    return session.scalar(select(User).where(User.username == username))
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,8 @@ def invite(session: Session, private_key: X25519PrivateKey, username: str, displ
     if not USERNAME.fullmatch(username):
         raise AccountError("A user name is 2 to 32 lower-case letters, digits, dots, dashes or underscores, "
                            "starting with a letter.")
-    if not display_name or len(display_name) > 128:
-        raise AccountError("Give the person's name (up to 128 characters).")
+    if not display_name or len(display_name) > 128 or not display_name.isprintable():
+        raise AccountError("Give the person's name (up to 128 characters, no control characters).")
     if find_user(session, username) is not None:
         raise AccountError("That user name is taken.")
     user = User(username=username, display_name=display_name, role=role,
@@ -149,3 +163,173 @@ def disable(user: User) -> None:
     user.disabled_at = utcnow()
     user.wrapped_key = None
     user.invite_token_hash = user.invite_wrapped_key = user.invite_expires_at = None
+
+
+# --- the admins' pages ------------------------------------------------------------------------------
+# Each change below is made by a signed-in admin (`admin`), is audited with the account as its target,
+# and leaves committing to the caller. `sessions` is the console's SessionStore.
+
+LARGEST_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL: a larger number in a URL is no account
+
+
+class AccountState(str, Enum):
+    INVITED = "invited"  # has a link (perhaps expired), no password yet
+    ACTIVE = "active"
+    LOCKED = "locked"  # too many failed sign-ins, for now
+    DISABLED = "disabled"
+
+
+def state_of(user: User, now: datetime | None = None) -> AccountState:
+    if user.disabled_at is not None:
+        return AccountState.DISABLED
+    if not user.is_enrolled:
+        return AccountState.INVITED
+    if user.locked_until is not None and user.locked_until > (now or utcnow()):
+        return AccountState.LOCKED
+    return AccountState.ACTIVE
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    state: AccountState
+    has_totp: bool
+    security_keys: int
+    last_sign_in_at: datetime | None
+    live_sessions: int
+    invitation_expired: bool
+
+    @property
+    def second_factors(self) -> str:
+        parts = (["app"] if self.has_totp else []) + (
+            [f"{self.security_keys} security key{'s' if self.security_keys != 1 else ''}"] if self.security_keys else [])
+        return ", ".join(parts) or "none"
+
+
+def find_account(session: Session, user_id: int) -> User | None:
+    if not 0 < user_id <= LARGEST_ID:
+        return None
+    return session.get(User, user_id)
+
+
+def live_session_counts(session: Session, idle: timedelta, longest: timedelta) -> dict[int, int]:
+    """Signed-in sessions per account that have not run out (ended ones are only marked when next used)."""
+    now = utcnow()
+    rows = session.execute(
+        select(ConsoleSession.user_id, func.count())
+        .where(ConsoleSession.ended_at.is_(None), ConsoleSession.stage == SessionStage.SIGNED_IN,
+               ConsoleSession.last_seen_at > now - idle, ConsoleSession.signed_in_at > now - longest)
+        .group_by(ConsoleSession.user_id)
+    ).all()
+    return {user_id: count for user_id, count in rows}
+
+
+def list_accounts(session: Session, idle: timedelta, longest: timedelta) -> list[AccountRow]:
+    now = utcnow()
+    keys = dict(session.execute(
+        select(WebAuthnCredential.user_id, func.count()).group_by(WebAuthnCredential.user_id)).all())
+    live = live_session_counts(session, idle, longest)
+    users = session.scalars(select(User).order_by(User.disabled_at.is_not(None), User.username)).all()
+    return [
+        AccountRow(user.id, user.username, user.display_name, user.role, state_of(user, now),
+                   user.totp_secret_sealed is not None, keys.get(user.id, 0), user.last_sign_in_at,
+                   live.get(user.id, 0),
+                   invitation_expired=(not user.is_enrolled and user.disabled_at is None
+                                       and (user.invite_expires_at is None or user.invite_expires_at < now)))
+        for user in users
+    ]
+
+
+def invite_account(session: Session, admin: User, private_key: X25519PrivateKey, username: str,
+                   display_name: str, role: Role, valid_for: timedelta) -> Invitation:
+    """A new account with a one-time link; its key copy is wrapped from the admin's unlocked session."""
+    invitation = invite(session, private_key, username, display_name, role, admin, valid_for)
+    record(session, AuditAction.ACCOUNT_INVITED, actor=admin, target_user_id=invitation.user.id,
+           detail={"role": role.value})
+    return invitation
+
+
+def disable_account(session: Session, admin: User, user: User, sessions) -> int:
+    """The account can no longer sign in, its key copy is deleted and its sessions end at once."""
+    if user.id == admin.id:
+        raise AccountError("You cannot disable your own account; ask another admin.")
+    if user.disabled_at is not None:
+        raise AccountError("That account is disabled already.")
+    disable(user)
+    ended = sessions.end_for_user(session, user.id, SessionEnd.ACCOUNT_DISABLED)
+    record(session, AuditAction.ACCOUNT_DISABLED, actor=admin, target_user_id=user.id,
+           detail={"sessions_ended": ended})
+    return ended
+
+
+def enable_account(session: Session, admin: User, user: User, private_key: X25519PrivateKey,
+                   valid_for: timedelta) -> Invitation:
+    """A disabled account comes back only as a new invitation: its password and second factors are
+    cleared (whoever had them before must not walk back in), and a new one-time link is made. An
+    account that never enrolled simply gets a new link (the old one stops working)."""
+    if user.disabled_at is None and user.is_enrolled:
+        raise AccountError("That account is active already.")
+    was_disabled = user.disabled_at is not None
+    user.disabled_at = None
+    user.password_hash = user.wrapped_key = user.password_changed_at = None
+    _clear_second_factors(user)
+    invitation = reissue_invitation(session, private_key, user, valid_for)
+    if was_disabled:
+        record(session, AuditAction.ACCOUNT_ENABLED, actor=admin, target_user_id=user.id)
+    else:
+        record(session, AuditAction.ACCOUNT_INVITED, actor=admin, target_user_id=user.id,
+               detail={"role": user.role.value, "new_link": True})
+    return invitation
+
+
+def _clear_second_factors(user: User) -> int:
+    keys = len(user.credentials)
+    user.totp_secret_sealed, user.totp_last_step = None, None
+    user.credentials.clear()
+    # A lock from failed codes goes too: the reset is how a locked-out person gets back in.
+    user.failed_sign_ins, user.locked_until = 0, None
+    return keys
+
+
+def reset_second_factor(session: Session, admin: User, user: User, sessions) -> int:
+    """Clear the app secret and delete the security keys; the person sets up a new factor at their next
+    sign-in, and their sessions end now. Returns how many sessions ended."""
+    if user.id == admin.id:
+        raise AccountError("Ask another admin to reset your own second factor.")
+    if user.disabled_at is not None:
+        raise AccountError("That account is disabled.")
+    keys = _clear_second_factors(user)
+    ended = sessions.end_for_user(session, user.id, SessionEnd.ENDED_BY_ADMIN)
+    record(session, AuditAction.SECOND_FACTOR_RESET, actor=admin, target_user_id=user.id,
+           detail={"security_keys": keys, "sessions_ended": ended})
+    return ended
+
+
+def end_sessions(session: Session, admin: User, user: User, sessions, keep_row_id: str | None) -> int:
+    """End the account's sessions (an admin ending their own keeps the one they are using)."""
+    ended = sessions.end_for_user(session, user.id, SessionEnd.ENDED_BY_ADMIN,
+                                  keep_row_id=keep_row_id if user.id == admin.id else None)
+    record(session, AuditAction.SESSIONS_ENDED, actor=admin, target_user_id=user.id, detail={"sessions_ended": ended})
+    return ended
+
+
+def change_role(session: Session, admin: User, user: User, role: Role) -> None:
+    if role is user.role:
+        raise AccountError(f"That account is {role.value} already.")
+    if user.role is Role.ADMIN and _is_active(user):
+        # Locked so that two admins demoting each other at once cannot both pass the check.
+        admins = session.scalars(select(User).where(User.role == Role.ADMIN).with_for_update()
+                                 .execution_options(populate_existing=True)).all()
+        if not any(_is_active(other) for other in admins if other.id != user.id):
+            raise AccountError("That would leave no active admin. Make someone else an admin first.")
+    old = user.role
+    user.role = role
+    record(session, AuditAction.ROLE_CHANGED, actor=admin, target_user_id=user.id,
+           detail={"from": old.value, "to": role.value})
+
+
+def _is_active(user: User) -> bool:
+    return user.disabled_at is None and user.is_enrolled

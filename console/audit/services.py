@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from hashlib import sha256
 from typing import Any, Iterable
 
@@ -29,9 +29,11 @@ GENESIS_HASH = "0" * 64
 
 def entry_hash(seq: int, created_at: datetime, actor_id: int | None, actor: str, action: str,
                case_reference: str | None, target_user_id: int | None, detail: str, prev_hash: str) -> str:
+    # In UTC whatever zone the database hands the time back in (PostgreSQL uses the session's TimeZone),
+    # so the same instant always hashes the same.
     canonical = json.dumps(
-        [seq, created_at.isoformat(timespec="microseconds"), actor_id, actor, action, case_reference,
-         target_user_id, detail, prev_hash],
+        [seq, created_at.astimezone(timezone.utc).isoformat(timespec="microseconds"), actor_id, actor, action,
+         case_reference, target_user_id, detail, prev_hash],
         separators=(",", ":"), ensure_ascii=True,
     )
     return sha256(canonical.encode()).hexdigest()

@@ -44,3 +44,19 @@ def console(console_app):
 @pytest.fixture
 def people(console_app, private_key) -> People:
     return People(console_app, private_key)
+
+
+@pytest.fixture
+def route_values(hotline, fake_twilio, people) -> dict[str, object]:
+    """Real values for the console's URL arguments: a named caller's case with one sealed take, and an
+    account that is nobody's signed-in identity (so admin actions on it disturb no test's session)."""
+    from sqlalchemy import select
+
+    from storage.models import Recording
+    from tests.support.takes import stored_case_with_contact
+
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    with hotline.db.session() as session:
+        recording_id = session.scalar(select(Recording.id))
+    bystander = people.handler()
+    return {"reference": reference, "recording_id": recording_id, "user_id": bystander.user_id}

@@ -103,3 +103,35 @@ def test_audit_verify_reports_an_intact_chain_and_names_a_broken_link(console_ap
         session.commit()
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code != 0 and "entry 2" in result.output
+
+
+def test_retranscribe_leaves_a_corrected_take_alone_and_audits_what_it_opens(
+        console_app, console, hotline, fake_twilio, key_passphrase, private_key, people, model_path):
+    """Corrections are built on the machine transcript's words and timings: replacing it under them
+    would leave versions that no longer fit the audio, so such a take is skipped and says why."""
+    from console.keys import Opener
+    from console.transcripts import correct
+    from storage.models import Recording, TranscriptVersion, User
+    from tests.console.media.support import a_sealed_take, seal_machine_transcript
+
+    corrected, untouched = a_sealed_take(hotline, fake_twilio), a_sealed_take(hotline, fake_twilio)
+    for take in (corrected, untouched):
+        seal_machine_transcript(console, take)
+    handler = people.handler()
+    with console.db.session() as session:
+        correct(session, Opener(private_key, console.blobs), console.sealer, session.get(User, handler.user_id),
+                session.get(Recording, corrected.recording_id), 1, 1, 1, "barked")
+        session.commit()
+        before = session.scalar(select(Recording.transcript_item_id).where(Recording.id == corrected.recording_id))
+
+    console.settings = console.settings.with_overrides(vosk_model_path=str(model_path))
+    result = console_app.test_cli_runner().invoke(
+        args=["retranscribe", corrected.reference, untouched.reference], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase})
+    assert result.exit_code == 0, result.output
+    assert f"case {corrected.reference} take {corrected.recording_id}: skipped" in result.output
+    assert f"case {untouched.reference} take {untouched.recording_id}: " in result.output
+    with console.db.session() as session:
+        assert session.scalar(select(Recording.transcript_item_id).where(Recording.id == corrected.recording_id)) == before
+        assert session.scalar(select(TranscriptVersion.version).where(TranscriptVersion.recording_id == corrected.recording_id)) == 2
+        opened = session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.AUDIO_PLAYED)).all()
+    assert [(entry.case_reference, entry.actor) for entry in opened] == [(untouched.reference, "operator")]

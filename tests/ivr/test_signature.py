@@ -75,8 +75,57 @@ def test_a_missing_signature_is_refused_and_logged_only_as_a_rejection(twilio, h
     response = twilio.post("/ivr/voice", call_params(new_call_sid(), caller=caller), signature=False)
     assert response.status_code == 403
     assert _calls(hotline) == 0
-    assert "rejected a webhook to /ivr/voice" in captured_logs.text
+    assert "rejected a webhook to ivr.voice: bad or missing signature" in captured_logs.text
     assert "7700900999" not in captured_logs.text
+
+
+FORGED = "2026-01-01 00:00:00,000 CRITICAL hotline.ivr: webhooks disabled by the operator"
+
+
+@pytest.mark.parametrize("path", [
+    "/ivr/x%0A" + FORGED.replace(" ", "%20"),
+    "/ivr/voice%0D%0A" + FORGED.replace(" ", "%20"),
+    "/ivr/welcome?x=%0A" + FORGED.replace(" ", "%20") + "&From=%2B447700900999",
+    "/ivr/%E2%80%AEevil",
+])
+def test_an_unsigned_request_logs_its_endpoint_never_its_path_or_query(twilio, captured_logs, path):
+    assert twilio.post(path, call_params(new_call_sid()), signature=False).status_code == 403
+    messages = [record.getMessage() for record in captured_logs.records if record.name.startswith("hotline")]
+    assert len(messages) == 1 and messages[0].startswith("rejected a webhook to ivr.")
+    assert messages[0].isascii() and messages[0].isprintable()
+    assert "webhooks disabled" not in captured_logs.text and "7700900999" not in captured_logs.text
+    assert "evil" not in captured_logs.text
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_unsigned_requests_warn_at_most_once_per_interval_with_a_count_of_the_rest(app, twilio, captured_logs):
+    clock = FakeClock()
+    throttle = app.extensions["hotline.ivr.rejections"]
+    throttle.clock = clock
+    assert throttle.interval == 10.0
+
+    def flood(count: int) -> list[str]:
+        for number in range(count):
+            path = ["/ivr/voice", "/ivr/status", "/ivr/nope"][number % 3]
+            assert twilio.post(path, call_params(new_call_sid()), signature=False).status_code == 403
+        return [r.getMessage() for r in captured_logs.records if "bad or missing signature" in r.getMessage()]
+
+    assert len(flood(50)) == 1
+    clock.now += 9.9
+    assert len(flood(1)) == 1
+    clock.now += 0.2
+    warnings = flood(1)
+    assert len(warnings) == 2 and "(50 more refused since the last warning)" in warnings[1]
+    clock.now += 10.0
+    warnings = flood(1)
+    assert len(warnings) == 3 and "more refused" not in warnings[2]
 
 
 def test_a_signature_made_with_another_token_is_refused(app, hotline):

@@ -148,3 +148,29 @@ def test_a_worker_without_a_usable_model_refuses_to_start_and_says_why(worker_en
     assert worker.process.returncode != 0
     assert str(broken) in worker.output() and "model" in worker.output().lower()
     assert "Traceback" not in worker.output()
+
+
+def test_with_default_settings_a_killed_worker_s_take_is_transcribed_within_a_minute(
+    hotline, fake_twilio, long_call, worker_env, tmp_path
+):
+    """The hotline killed mid-transcription and started again at once, with the default lease."""
+    import time
+
+    defaults = {name: value for name, value in worker_env.items() if name != "HOTLINE_JOB_LEASE_SECONDS"}
+    recording_id, sid = recorded_take(hotline, fake_twilio, long_call)
+    first = Worker.hotline(defaults, tmp_path / "first.log")
+    try:
+        assert wait_until(lambda: _is_transcribing(hotline, recording_id), timeout=60), first.output()
+        killed_at = time.monotonic()
+        first.kill()
+    finally:
+        first.stop()
+    second = Worker.hotline(defaults, tmp_path / "second.log")
+    try:
+        assert wait_until(lambda: _finished(hotline, recording_id), timeout=120), second.output()
+        recovered_after = time.monotonic() - killed_at
+    finally:
+        second.stop()
+    print(f"transcript committed {recovered_after:.1f} s after the kill")
+    assert recovered_after <= 60
+    assert _count(hotline, "transcript") == 1

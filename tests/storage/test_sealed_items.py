@@ -69,3 +69,17 @@ def test_the_folder_store_keeps_only_sealed_bytes(hotline, data_dir, private_key
     sealer.destroy_item(session, item)
     session.commit()
     assert not any(path.is_file() for path in (data_dir / "blobs").rglob("*"))
+
+
+def test_the_folder_store_keeps_the_console_s_kinds_too(hotline, data_dir, private_key, session):
+    """Kinds such as "transcript-version" and "status-reason" were refused by the folder store's key check."""
+    from storage.blobs import FolderBlobStore
+    from storage.cases import Sealer
+
+    folder = FolderBlobStore(data_dir / "blobs")
+    sealer = Sealer(hotline.sealer.public_key, folder)
+    case = open_case(session, anonymous=True)
+    for kind in ("transcript-version", "status-reason", "reveal-reason", "note"):
+        item = sealer.seal_item(session, case, kind, kind.encode())
+        session.commit()
+        assert open_item(session, private_key, folder, item) == kind.encode()

@@ -149,6 +149,7 @@ def upgrade() -> None:
                existing_nullable=False)
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_status'), ['status'], unique=False)
+        batch_op.create_index('ix_cases_urgent_created_at', ['urgent', 'created_at'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_cases_assignee_id_users'), 'users', ['assignee_id'], ['id'])
 
 
@@ -156,6 +157,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_cases_assignee_id_users'), type_='foreignkey')
+        batch_op.drop_index('ix_cases_urgent_created_at')
         batch_op.drop_index(batch_op.f('ix_cases_status'))
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
         batch_op.alter_column('status',

@@ -1,0 +1,1 @@
+"""What the browser tests stand on: live servers, a headless Chromium, and the people using it."""
