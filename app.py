@@ -1,66 +1,36 @@
-"""The hotline's application factory. Nothing is built at import time."""
+"""The line's web app: Twilio's webhooks and /healthz. Nothing is built at import time; the long-lived
+parts come from wiring.py, which the workers and operators' commands build from too."""
 from __future__ import annotations
 
 import atexit
 import logging
-from dataclasses import dataclass, field
+import secrets
 
 from flask import Flask, jsonify
 
-from jobs.dispatch import Dispatcher, make_dispatcher
-from jobs.recording import Workshop
-from jobs.twilio_rest import TwilioRest
 from settings import Settings
-from storage.blobs import BlobStore, make_blob_store
-from storage.cases import Sealer
-from storage.crypto import load_public_key
-from storage.db import Database
-from transcription.model import resolve_model_path
-from transcription.recognizer import Transcriber
-
-
-@dataclass
-class Hotline:
-    """The app's long-lived parts, kept in app.extensions["hotline"]."""
-
-    settings: Settings
-    db: Database
-    blobs: BlobStore
-    sealer: Sealer
-    workshop: Workshop
-    dispatcher: Dispatcher = field(repr=False)
-
-
-def build_hotline(settings: Settings) -> Hotline:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url)
-    blobs = make_blob_store(settings.blob_store, settings.data_dir)
-    sealer = Sealer(load_public_key(settings.public_key_path), blobs)
-    twilio = TwilioRest(settings.twilio_api_base, settings.twilio_account_sid, settings.twilio_auth_token)
-    workshop = Workshop(settings=settings, db=db, sealer=sealer, twilio=twilio)
-    return Hotline(settings, db, blobs, sealer, workshop, make_dispatcher(settings, workshop))
-
-
-def make_transcriber(settings: Settings) -> Transcriber | None:
-    """The worker side's speech model, checked now so a missing or broken model stops the worker at
-    start with a clear message instead of failing on the first report."""
-    if not settings.transcription:
-        return None
-    return Transcriber(resolve_model_path(settings.vosk_model_path, settings.data_dir))
+from wiring import build_hotline, make_transcriber
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
-    """The web app. start_worker=True (the web process) also starts the embedded worker."""
-    settings = settings or Settings.from_env()
+    """The web app. start_worker=True is the line's web process: it answers calls, so it will not start
+    without the PIN key and the auth token, and it also starts the embedded worker. Without it (the
+    operators' commands, which need neither), Twilio's webhooks are served only when both are set."""
+    settings = settings or Settings.from_env(web=start_worker)
+    if start_worker:
+        settings.require_web()
     _configure_logging()
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, HOTLINE_SETTINGS=settings, MAX_CONTENT_LENGTH=64 * 1024)
+    # The line keeps no sessions and signs nothing, so Flask's secret is random per process: never the
+    # PIN key (it used to be), never any other key of ours.
+    app.config.update(SECRET_KEY=secrets.token_bytes(32), HOTLINE_SETTINGS=settings, MAX_CONTENT_LENGTH=64 * 1024)
     hotline = build_hotline(settings)
     app.extensions["hotline"] = hotline
 
-    from ivr.views import bp as ivr_bp
+    if not settings.web_problems():
+        from ivr.views import bp as ivr_bp
 
-    app.register_blueprint(ivr_bp)
+        app.register_blueprint(ivr_bp)
 
     @app.get("/healthz")
     def healthz():
@@ -82,7 +52,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     from cli import register_commands
 
-    register_commands(app)
+    register_commands(app, create_app)
     if start_worker and settings.worker_mode == "inprocess":
         hotline.workshop.transcriber = make_transcriber(settings)
     if start_worker:

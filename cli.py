@@ -1,26 +1,25 @@
-"""Operators' commands: `flask --app app <command>`."""
+"""Operators' commands: `flask --app app <command>`.
+
+register_commands is given the app factory (for the simulator's in-process app) rather than importing
+app.py, which imports this module: no import circle (tests/test_structure.py).
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import click
 from flask import Flask, current_app
 from sqlalchemy import func, select
 
+from simulator.cli import CALLS_KEY
 from storage.migrate import upgrade
 from jobs.queue import enqueue
-from storage.models import Job
+from storage.models import Job, JobState, TakeDecision
 
 
 def _hotline():
     return current_app.extensions["hotline"]
-
-
-def _simulator_app(api_base: str) -> Flask:
-    """The app a simulated call talks to: this one's settings, with Twilio's API at the local fake."""
-    from app import create_app
-
-    return create_app(_hotline().settings.with_overrides(twilio_api_base=api_base), start_worker=True)
 
 
 def _finish_simulator_app(app: Flask) -> None:
@@ -29,27 +28,46 @@ def _finish_simulator_app(app: Flask) -> None:
 
     hotline = app.extensions["hotline"]
     hotline.dispatcher.stop(timeout=120)
+    _now_for_simulated_calls(hotline, app.config.get(CALLS_KEY) or [])
     run_until_idle(hotline.workshop)
+
+
+def _now_for_simulated_calls(hotline, call_sids: list[str]) -> None:
+    """The simulated calls' records are the fake Twilio's, final as soon as they end: delete them now,
+    while it still answers, rather than leave each job to a worker that would ask the real Twilio."""
+    from jobs.queue import DELETE_CALL
+    from storage.models import Call, utcnow
+
+    with hotline.db.session() as session:
+        for job in session.scalars(select(Job).join(Call, Call.id == Job.call_id).where(
+                Job.kind == DELETE_CALL, Job.state == JobState.QUEUED, Call.call_sid.in_(call_sids))):
+            job.run_after = utcnow()
+        session.commit()
 
 
 def _load_transcriber(hotline) -> None:
     """A worker transcribes whenever HOTLINE_TRANSCRIPTION is on; without a usable model it does not
     start (else it would delete Twilio's copy and leave the take waiting for a transcript for ever)."""
-    from app import make_transcriber
+    import wiring
     from transcription.model import ModelError
 
     try:
-        hotline.workshop.transcriber = make_transcriber(hotline.settings)
+        hotline.workshop.transcriber = wiring.make_transcriber(hotline.settings)
         if hotline.workshop.transcriber is not None:
             hotline.workshop.transcriber.load()
     except ModelError as error:
         raise click.ClickException(f"the worker cannot start: {error}") from None
 
 
-def register_commands(app: Flask) -> None:
+def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
     from simulator.cli import simulate_call_command
 
-    app.cli.add_command(simulate_call_command(_simulator_app, close_app=_finish_simulator_app))
+    def simulator_app(api_base: str) -> Flask:
+        """The app a simulated call talks to: this one's settings, with Twilio's API at the local fake."""
+        return create_app(_hotline().settings.with_overrides(twilio_api_base=api_base), start_worker=True)
+
+    app.cli.add_command(simulate_call_command(simulator_app, close_app=_finish_simulator_app))
+
     @app.cli.group("db")
     def db_group():
         """The database schema."""
@@ -63,20 +81,28 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("cases")
     @click.option("--limit", default=20, show_default=True)
     def cases_command(limit: int):
-        """The newest cases and the state of each take (nothing is decrypted)."""
-        from storage.models import Case
+        """The newest cases, the state of each take, and whether Twilio still holds each call's record
+        (nothing is decrypted; no Twilio id is shown)."""
+        from storage.models import Call, Case
 
         with _hotline().db.session() as session:
-            for case in session.scalars(select(Case).order_by(Case.id.desc()).limit(limit)):
+            # Ids are random (storage/anonymity.py): newest by when they came in, ties by reference.
+            for case in session.scalars(select(Case).order_by(Case.created_at.desc(), Case.reference).limit(limit)):
                 kind = "anonymous" if case.anonymous else "contact details left"
                 click.echo(f"{case.reference}  {case.created_at:%Y-%m-%d %H:%M}  {case.category or '-':20} {kind}")
                 for take in case.recordings:
-                    state = "deleted (re-recorded)" if take.decision == "discard" else (
+                    state = "deleted (re-recorded)" if take.decision == TakeDecision.DISCARD else (
                         f"audio {'sealed' if take.audio_item_id else take.twilio_status}, "
                         f"transcription {take.transcription_status}"
                         + (f": {take.transcription_error}" if take.transcription_error else "")
-                        + ("" if take.deleted_at_twilio or take.decision == "discard" else ", still at Twilio"))
+                        + ("" if take.deleted_at_twilio or take.decision == TakeDecision.DISCARD else ", still at Twilio"))
                     click.echo(f"    take {take.id}: {state}")
+                calls = session.scalars(select(Call).where(Call.case_id == case.id).order_by(Call.started_at, Call.id))
+                for number, call in enumerate(calls, start=1):
+                    job = session.scalar(select(Job).where(Job.call_id == call.id))
+                    waiting = f" ({job.state}: {job.last_error})" if job is not None and job.last_error else ""
+                    click.echo(f"    call {number}: record deleted at Twilio" if call.deleted_at_twilio
+                               else f"    call {number}: record still at Twilio{waiting}")
 
     @app.cli.group("jobs")
     def jobs_group():
@@ -133,18 +159,28 @@ def register_commands(app: Flask) -> None:
         """Queue every job that gave up (e.g. after Twilio was unreachable for hours) to run again now."""
         hotline = _hotline()
         with hotline.db.session() as session:
-            failed = session.scalars(select(Job).where(Job.state == "failed")).all()
+            failed = session.scalars(select(Job).where(Job.state == JobState.FAILED)).all()
             for job in failed:
-                click.echo(f"job {job.id} ({job.kind}, recording {job.recording_id}) last failed: {job.last_error}")
-                enqueue(session, job.kind, job.recording_id, reopen=True)
+                subject = f"recording {job.recording_id}" if job.call_id is None else f"call {job.call_id}"
+                click.echo(f"job {job.id} ({job.kind}, {subject}) last failed: {job.last_error}")
+                enqueue(session, job.kind, job.recording_id, call_id=job.call_id, reopen=True)
             session.commit()
         hotline.dispatcher.notify([job.id for job in failed])
         click.echo(f"queued {len(failed)} jobs again")
 
     @jobs_group.command("status")
     def jobs_status():
-        """Count jobs by kind and state."""
+        """Count jobs by kind and state, and what Twilio still holds: call records and recordings."""
+        from storage.models import Call, Recording
+
         with _hotline().db.session() as session:
             rows = session.execute(select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)).all()
+            at_twilio = [
+                (session.scalar(select(func.count()).select_from(Call).where(Call.deleted_at_twilio.is_(False))), "call record"),
+                (session.scalar(select(func.count()).select_from(Recording).where(Recording.deleted_at_twilio.is_(False))),
+                 "recording"),
+            ]
         for kind, state, count in rows:
             click.echo(f"{kind:20} {state:10} {count}")
+        held = [f"{count} {what}{'' if count == 1 else 's'}" for count, what in at_twilio if count]
+        click.echo(f"still at Twilio: {', '.join(held) or 'nothing'}")

@@ -12,9 +12,15 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 TWILIO_API_BASE = "https://api.twilio.com"
+# A worker renews its job's lease every third of this; a dead worker's job is taken over when it runs out.
+DEFAULT_JOB_LEASE_SECONDS = 30
+# How often each Celery worker's sweeper re-announces due jobs (a lost message, a dead worker's job).
+DEFAULT_JOB_SWEEP_SECONDS = 30
+MIN_SECRET_LENGTH = 32
 ENVIRONMENTS = ("production", "development", "test")
 WORKER_MODES = ("inprocess", "celery", "off")
 BLOB_STORES = ("database", "folder")
+ANONYMOUS_TIMES = ("hour", "day")
 
 
 class ConfigError(Exception):
@@ -70,20 +76,44 @@ class EnvReader:
     def data_dir(self) -> Path:
         return Path(self.text("HOTLINE_DATA_DIR", "instance")).expanduser().resolve()
 
+    def secret(self, name: str, old_name: str | None = None) -> str | None:
+        """A secret of at least MIN_SECRET_LENGTH characters, or None; under its old name too, if it had one."""
+        value, old = self.text(name), self.text(old_name) if old_name else None
+        if value and old and value != old:
+            self.problems.append(f"{name} and {old_name} (its old name) are both set, to different values: keep one")
+        given = name if value or not old else f"{old_name} ({name}'s old name)"
+        value = value or old
+        if value and len(value) < MIN_SECRET_LENGTH:
+            self.problems.append(f"{given} must be at least {MIN_SECRET_LENGTH} characters "
+                                 "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        return value
+
     def fail_if_problems(self, who: str) -> None:
         if self.problems:
             raise ConfigError(f"{who} cannot start:\n  - " + "\n  - ".join(self.problems))
 
 
+def data_dir_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """HOTLINE_DATA_DIR alone, for commands that run before the hotline is configured (fetching the model)."""
+    return EnvReader(os.environ if environ is None else environ).data_dir()
+
+
 @dataclass(frozen=True)
 class Settings:
+    """One secret per purpose, each only in the process that uses it (README, Configuration):
+
+    - pin_key (HOTLINE_PIN_KEY) derives case PINs: the line's web process only. None elsewhere.
+    - twilio_auth_token checks webhook signatures (the web process) and, unless an API key is given,
+      authenticates the workers' REST calls; twilio_api_key_sid/_secret authenticate those calls instead.
+    """
+
     environment: str
     public_base_url: str
     twilio_account_sid: str
-    twilio_auth_token: str = field(repr=False)
+    twilio_auth_token: str | None = field(repr=False)
     data_dir: Path
     database_url: str
-    secret_key: str = field(repr=False)
+    pin_key: str | None = field(repr=False)
     public_key_path: Path
     port: int = 5000
     twilio_api_base: str = TWILIO_API_BASE
@@ -91,26 +121,59 @@ class Settings:
     worker_mode: str = "inprocess"
     worker_threads: int = 1
     broker_url: str | None = None
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: str | None = field(default=None, repr=False)
     vosk_model_path: str | None = None
     transcription: bool = True
     max_recording_seconds: int = 600
     job_max_attempts: int = 8
     transcription_max_attempts: int = 3
     retry_base_seconds: float = 5.0
-    # A worker renews its job's lease every third of this; a dead worker's job is taken over when it runs out.
-    job_lease_seconds: int = 30
+    job_lease_seconds: int = DEFAULT_JOB_LEASE_SECONDS
+    job_sweep_seconds: int = DEFAULT_JOB_SWEEP_SECONDS
     # How often workers list the recordings Twilio still holds and fetch or delete what callbacks missed (0: never).
     twilio_sweep_seconds: int = 600
+    # How finely anything stored about an anonymous call is timed: "hour" or "day" (storage/anonymity.py).
+    anonymous_time: str = "hour"
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def secret_key(self) -> str | None:
+        """Deprecated: the PIN key's old name; use pin_key."""
+        return self.pin_key
+
+    @property
+    def twilio_rest_auth(self) -> tuple[str, str]:
+        """HTTP basic auth for Twilio's REST API: the API key if there is one, else the account's token."""
+        if self.twilio_api_key_sid and self.twilio_api_key_secret:
+            return self.twilio_api_key_sid, self.twilio_api_key_secret
+        return self.twilio_account_sid, self.twilio_auth_token or ""
+
+    def web_problems(self) -> list[str]:
+        """What the line's web process needs beyond what every process needs."""
+        problems = []
+        if not self.pin_key:
+            problems.append("HOTLINE_PIN_KEY is not set (the line's web process derives case PINs from it; "
+                            "HOTLINE_SECRET_KEY, its old name, is read too)")
+        if not self.twilio_auth_token:
+            problems.append("TWILIO_AUTH_TOKEN is not set (the line's web process checks Twilio's signatures with it)")
+        return problems
+
+    def require_web(self) -> None:
+        problems = self.web_problems()
+        if problems:
+            raise ConfigError("The line's web process cannot start:\n  - " + "\n  - ".join(problems))
+
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, web: bool = False) -> "Settings":
+        """Every process's settings; web=True (the line's web process) also insists on the PIN key and
+        the auth token. Workers and operators' commands need neither."""
         env = EnvReader(os.environ if environ is None else environ)
         problems = env.problems
         text, integer, choice = env.text, env.integer, env.choice
@@ -121,12 +184,20 @@ class Settings:
         required = {
             "PUBLIC_BASE_URL": text("PUBLIC_BASE_URL"),
             "TWILIO_ACCOUNT_SID": text("TWILIO_ACCOUNT_SID"),
-            "TWILIO_AUTH_TOKEN": text("TWILIO_AUTH_TOKEN"),
-            "HOTLINE_SECRET_KEY": text("HOTLINE_SECRET_KEY"),
         }
         for name, value in required.items():
             if value is None:
                 problems.append(f"{name} is not set")
+        auth_token = text("TWILIO_AUTH_TOKEN")
+        api_key_sid, api_key_secret = text("TWILIO_API_KEY_SID"), text("TWILIO_API_KEY_SECRET")
+        if (api_key_sid is None) != (api_key_secret is None):
+            problems.append("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together: set both, or neither")
+        elif api_key_sid is not None and not (api_key_sid.startswith("SK") and len(api_key_sid) == 34):
+            problems.append("TWILIO_API_KEY_SID must be an API key's SID (SK followed by 32 characters)")
+        if auth_token is None and api_key_secret is None and not web:  # the web process: web_problems()
+            problems.append("TWILIO_AUTH_TOKEN is not set (workers may use TWILIO_API_KEY_SID and "
+                            "TWILIO_API_KEY_SECRET instead; the web process needs the token)")
+        pin_key = env.secret("HOTLINE_PIN_KEY", old_name="HOTLINE_SECRET_KEY")
 
         public_base_url = (required["PUBLIC_BASE_URL"] or "").rstrip("/")
         if public_base_url:
@@ -135,10 +206,6 @@ class Settings:
                 problems.append("PUBLIC_BASE_URL must be an absolute http(s) URL, e.g. https://hotline.example.org")
             elif environment == "production" and parts.scheme != "https":
                 problems.append("PUBLIC_BASE_URL must use https in production")
-        secret_key = required["HOTLINE_SECRET_KEY"] or ""
-        if secret_key and len(secret_key) < 32:
-            problems.append("HOTLINE_SECRET_KEY must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
-
         public_key_path = Path(text("HOTLINE_PUBLIC_KEY_FILE", str(data_dir / "keys" / "hotline.pub"))).expanduser()
         if not public_key_path.is_file():
             problems.append(
@@ -155,10 +222,10 @@ class Settings:
             environment=environment,
             public_base_url=public_base_url,
             twilio_account_sid=required["TWILIO_ACCOUNT_SID"] or "",
-            twilio_auth_token=required["TWILIO_AUTH_TOKEN"] or "",
+            twilio_auth_token=auth_token,
             data_dir=data_dir,
             database_url=text("DATABASE_URL", f"sqlite:///{data_dir / 'hotline.db'}"),
-            secret_key=secret_key,
+            pin_key=pin_key,
             public_key_path=public_key_path,
             port=integer("PORT", 5000),
             twilio_api_base=text("TWILIO_API_BASE", TWILIO_API_BASE).rstrip("/"),
@@ -166,13 +233,19 @@ class Settings:
             worker_mode=worker_mode,
             worker_threads=integer("HOTLINE_WORKER_THREADS", 1),
             broker_url=broker_url,
+            twilio_api_key_sid=api_key_sid,
+            twilio_api_key_secret=api_key_secret,
             vosk_model_path=text("VOSK_MODEL_PATH"),
             transcription=choice("HOTLINE_TRANSCRIPTION", ("on", "off"), "on") == "on",
             max_recording_seconds=integer("HOTLINE_MAX_RECORDING_SECONDS", 600, minimum=10),
             job_max_attempts=integer("HOTLINE_JOB_MAX_ATTEMPTS", 8),
             transcription_max_attempts=integer("HOTLINE_TRANSCRIPTION_MAX_ATTEMPTS", 3),
-            job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", 30, minimum=2),
+            job_lease_seconds=integer("HOTLINE_JOB_LEASE_SECONDS", DEFAULT_JOB_LEASE_SECONDS, minimum=2),
+            job_sweep_seconds=integer("HOTLINE_SWEEP_SECONDS", DEFAULT_JOB_SWEEP_SECONDS),
             twilio_sweep_seconds=integer("HOTLINE_TWILIO_SWEEP_SECONDS", 600, minimum=0),
+            anonymous_time=choice("HOTLINE_ANONYMOUS_TIME", ANONYMOUS_TIMES, "hour"),
         )
-        env.fail_if_problems("The hotline")
+        if web:
+            problems += settings.web_problems()
+        env.fail_if_problems("The line's web process" if web else "The hotline")
         return settings

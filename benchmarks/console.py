@@ -35,6 +35,7 @@ import pyotp
 from sqlalchemy import insert, text
 
 from storage.blobs import new_blob_key
+from storage.cases import event_owner, take_owner
 from storage.crypto import SealContext, load_public_key, seal, write_key_pair
 from storage.migrate import upgrade
 from storage.models import BlobRow, Case, CaseEvent, CaseEventKind, CaseStatus, Recording, Role, SealedItem, utcnow
@@ -116,11 +117,11 @@ def seed(console, private_key, case_count: int, sign_ins: int, rng: random.Rando
     item_id = recording_id = event_id = 0
     transcript_bytes = transcripts = notes = 0
 
-    def sealed(case_id: int, reference: str, kind: str, plaintext: bytes, created_at) -> int:
+    def sealed(case_id: int, reference: str, kind: str, plaintext: bytes, created_at, owner: str) -> int:
         nonlocal item_id
         item_id += 1
         key = new_blob_key(kind.replace("-", ""))
-        data = seal(public_key, plaintext, SealContext(reference, kind))
+        data = seal(public_key, plaintext, SealContext(reference, kind, key, owner))
         blob_rows.append({"key": key, "data": data})
         item_rows.append({"id": item_id, "case_id": case_id, "kind": kind, "blob_key": key, "size": len(data),
                           "note": None, "created_at": created_at})
@@ -162,7 +163,7 @@ def seed(console, private_key, case_count: int, sign_ins: int, rng: random.Rando
                     plaintext = transcript.to_json()
                     transcript_bytes += len(plaintext)
                     transcripts += 1
-                    transcript_id = sealed(case_id, reference, "transcript", plaintext, at)
+                    transcript_id = sealed(case_id, reference, "transcript", plaintext, at, take_owner(recording_id))
                 recording_rows.append({
                     "id": recording_id, "recording_sid": "RE" + secrets.token_hex(16),
                     "call_sid": first_call if take == 0 or rng.random() < 0.5 else "CA" + secrets.token_hex(16),
@@ -174,7 +175,7 @@ def seed(console, private_key, case_count: int, sign_ins: int, rng: random.Rando
                 event_id += 1
                 written = received + timedelta(hours=rng.randrange(1, 200))
                 note = " ".join(rng.choices(words, weights, k=rng.randrange(20, 120)))
-                note_item = sealed(case_id, reference, "note", note.encode(), written)
+                note_item = sealed(case_id, reference, "note", note.encode(), written, event_owner(event_id))
                 event_rows.append({"id": event_id, "case_id": case_id, "kind": CaseEventKind.NOTE,
                                    "actor_id": rng.choice(assignees[:4]), "old_value": None, "new_value": None,
                                    "item_id": note_item, "recording_id": None, "created_at": written})

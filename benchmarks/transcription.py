@@ -7,7 +7,7 @@
 (d) peak memory (RSS) of a worker.
 
 Speech is the real recordings of pocketsphinx-testdata sent through a telephone channel
-(transcription.speech_corpus). The full run also plays them 10% slower and faster, a stand-in
+(tests/support/speech_corpus.py). The full run also plays them 10% slower and faster, a stand-in
 for more speakers, because the corpus is only ~100 words and one word is 1% of WER.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from transcription import speech_corpus
+from tests.support import speech_corpus
 from transcription.audio import decode_recording, resample_pcm, to_model_input
 from transcription.model import check_model, fetch_model
 from transcription.recognizer import Transcriber, transcribe_recording

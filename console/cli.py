@@ -95,36 +95,65 @@ def register_commands(app: Flask) -> None:
             return
         raise click.ClickException(f"audit chain broken at entry {check.first_broken}: {check.problem}")
 
+    @app.cli.command("unlock")
+    @click.argument("reference")
+    def unlock(reference: str):
+        """Let a caller in again after 10 failed PINs locked their reference (audited; no key needed)."""
+        from console.audit.services import record
+        from storage.cases import find_case, unlock_reference
+
+        with _console().db.session() as session:
+            case = find_case(session, reference)
+            if case is None:
+                raise click.ClickException("no case with that reference")
+            failures = unlock_reference(session, case.reference)
+            if not failures:
+                raise click.ClickException(f"case {case.reference} has no failed PIN attempts: nothing to unlock")
+            record(session, AuditAction.REFERENCE_UNLOCKED, actor_label="operator", case_reference=case.reference,
+                   detail={"failures": failures, "by": "unlock"})
+            session.commit()
+        click.echo(f"case {reference}: {failures} failed PIN attempts cleared; call-backs are unlocked")
+
     @app.cli.command("decrypt")
     @click.argument("reference")
     @_KEY_OPTION
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-                  help="Folder to write the case's decrypted items into.")
+                  help="A new folder to write the case's decrypted items into (it must not exist yet).")
     def decrypt(reference: str, key_path: Path | None, out_dir: Path):
-        """Decrypt everything kept for one case (operators only; needs the private key)."""
+        """Decrypt everything kept for one case into a new folder (operators only; needs the private key).
+        Each item's owner (what its seal says it belongs to, e.g. recording:17) is in case.json."""
         from console.audit.services import record
-        from console.keys import open_item
+        from console.export import ExportFolder, ExportRefused, item_file_name
+        from console.keys import open_item_with_owner
         from storage.cases import find_case
 
+        if os.path.lexists(out_dir):
+            raise click.ClickException(f"{out_dir} already exists: give a folder that does not exist yet")
         console = _console()
         private_key = _private_key(key_path)
         with console.db.session() as session:
             case = find_case(session, reference)
             if case is None:
                 raise click.ClickException("no case with that reference")
-            out_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(out_dir, 0o700)
             summary = {"reference": case.reference, "anonymous": case.anonymous, "category": case.category,
                        "created_at": case.created_at.isoformat(), "items": []}
-            for item in case.items:
+            opened = []
+            for item in case.items:  # all of it opened before anything is written
                 try:
-                    data = open_item(session, private_key, console.blobs, item)
+                    data, owner = open_item_with_owner(session, private_key, console.blobs, item)
                 except SealError as error:
                     raise click.ClickException(f"item {item.id} ({item.kind}): {error}") from None
-                name = f"{item.id:06d}-{item.kind}" + {"recording": ".wav"}.get(item.kind, ".json")
-                (out_dir / name).write_bytes(data)
-                summary["items"].append({"file": name, "kind": item.kind, "created_at": item.created_at.isoformat()})
-            (out_dir / "case.json").write_text(json.dumps(summary, indent=2))
+                name = item_file_name(item.id, item.kind)
+                opened.append((name, data))
+                summary["items"].append({"file": name, "kind": item.kind, "owner": owner,
+                                         "created_at": item.created_at.isoformat()})
+            try:
+                with ExportFolder(out_dir) as folder:
+                    for name, data in opened:
+                        folder.write(name, data)
+                    folder.write("case.json", json.dumps(summary, indent=2).encode())
+            except (ExportRefused, OSError) as error:
+                raise click.ClickException(str(error)) from None
             record(session, AuditAction.CASE_DECRYPTED, actor_label="operator", case_reference=case.reference,
                    detail={"items": len(summary["items"])})
             session.commit()
@@ -140,6 +169,7 @@ def register_commands(app: Flask) -> None:
         from console.keys import open_item
         from console.audit.services import record
         from jobs.transcribe import replace_transcript
+        from storage.cases import take_owner
         from storage.models import Case, Recording, TranscriptVersion
         from transcription.model import ModelError, resolve_model_path
         from transcription.recognizer import Transcriber
@@ -166,7 +196,7 @@ def register_commands(app: Flask) -> None:
                     click.echo(f"case {reference} take {take}: skipped (handlers have corrected its transcript)")
                     continue
                 had_transcript = recording.transcript_item_id is not None
-                audio = open_item(session, private_key, console.blobs, recording.audio_item)
+                audio = open_item(session, private_key, console.blobs, recording.audio_item, take_owner(take))
                 record(session, AuditAction.AUDIO_PLAYED, actor_label="operator", case_reference=reference,
                        detail={"take": take, "by": "retranscribe"})
                 session.commit()

@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from storage.blobs import BlobStore
 from storage.crypto import (
     SEAL_HEADER,
-    SEAL_VERSION,
+    SEAL_V1,
+    SEAL_V2,
     WRAP_FORMAT,
     KeyFileError,
     SealContext,
@@ -51,21 +52,52 @@ class KeyUnwrapError(Exception):
     """A wrapped copy of the private key did not open: wrong password, token or cookie, or tampered."""
 
 
-def unseal(private_key: X25519PrivateKey, sealed: bytes, context: SealContext) -> bytes:
-    if len(sealed) < SEAL_HEADER + 16 or sealed[:1] != SEAL_VERSION:
+def unseal_with_owner(private_key: X25519PrivateKey, sealed: bytes, context: SealContext) -> tuple[bytes, str | None]:
+    """The plaintext, and the owner the seal names (None for a v1 seal, which names none).
+
+    v2: the case, kind and blob key must be the ones sealed, and so must context.owner unless it is None.
+    v1 (sealed before issue 8): the case and kind must match; it binds nothing more, so it opens
+    whatever pointer it was reached through."""
+    version = sealed[:1]
+    if version not in (SEAL_V1, SEAL_V2) or len(sealed) < SEAL_HEADER + 16:
         raise SealError("not a sealed hotline item")
-    ephemeral_public = sealed[1:33]
-    nonce = sealed[33:SEAL_HEADER]
+    ephemeral_public, nonce, body = sealed[1:33], sealed[33:SEAL_HEADER], sealed[SEAL_HEADER:]
+    owner = None
     try:
+        if version == SEAL_V2:
+            length = body[0]
+            owner, body = body[1:1 + length].decode("ascii"), body[1 + length:]
+            if context.owner is not None and owner != context.owner:
+                raise SealError("the sealed item belongs to something else than what points at it")
+            associated_data = context.v2_associated_data(owner)
+        else:
+            associated_data = context.v1_associated_data()
         shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
-        key = derive_item_key(shared, ephemeral_public, raw_public_bytes(private_key.public_key()))
-        return AESGCM(key).decrypt(nonce, sealed[SEAL_HEADER:], context.associated_data())
-    except (InvalidTag, ValueError) as error:
-        raise SealError("the sealed item is damaged, or belongs to another case, kind or key") from error
+        key = derive_item_key(shared, ephemeral_public, raw_public_bytes(private_key.public_key()), version)
+        return AESGCM(key).decrypt(nonce, body, associated_data), owner
+    except (InvalidTag, ValueError, IndexError) as error:  # UnicodeDecodeError is a ValueError
+        raise SealError("the sealed item is damaged, or belongs to another case, kind, blob or key") from error
 
 
-def open_item(session: Session, private_key: X25519PrivateKey, blobs: BlobStore, item: SealedItem) -> bytes:
-    return unseal(private_key, blobs.get(session, item.blob_key), SealContext(item.case.reference, item.kind))
+def unseal(private_key: X25519PrivateKey, sealed: bytes, context: SealContext) -> bytes:
+    return unseal_with_owner(private_key, sealed, context)[0]
+
+
+def _context(item: SealedItem, owner: str | None) -> SealContext:
+    return SealContext(item.case.reference, item.kind, item.blob_key, owner)
+
+
+def open_item(session: Session, private_key: X25519PrivateKey, blobs: BlobStore, item: SealedItem,
+              owner: str | None = None) -> bytes:
+    """owner: what the item was reached through (storage.cases.take_owner(...) and the like), which a
+    v2 seal must name; None only where nothing points at the item (an export of a whole case)."""
+    return unseal(private_key, blobs.get(session, item.blob_key), _context(item, owner))
+
+
+def open_item_with_owner(session: Session, private_key: X25519PrivateKey, blobs: BlobStore,
+                         item: SealedItem) -> tuple[bytes, str | None]:
+    """The plaintext and the (authenticated) owner its seal names, for an export of every item."""
+    return unseal_with_owner(private_key, blobs.get(session, item.blob_key), _context(item, None))
 
 
 @dataclass(frozen=True)
@@ -75,8 +107,9 @@ class Opener:
     private_key: X25519PrivateKey
     blobs: BlobStore
 
-    def open(self, session: Session, item: SealedItem) -> bytes:
-        return open_item(session, self.private_key, self.blobs, item)
+    def open(self, session: Session, item: SealedItem, owner: str) -> bytes:
+        """owner: what points at the item, which its seal must name (storage.cases.take_owner etc.)."""
+        return open_item(session, self.private_key, self.blobs, item, owner)
 
     @property
     def public_key(self) -> X25519PublicKey:

@@ -41,8 +41,9 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from storage.blobs import BlobMissing, BlobStore, DatabaseBlobStore
+from storage.cases import event_owner, take_owner, version_owner
 from storage.crypto import SealError
-from storage.models import BlobRow, Case, CaseEvent, CaseEventKind, Recording, SealedItem, TranscriptVersion
+from storage.models import TAKE_ORDER, BlobRow, Case, CaseEvent, CaseEventKind, Recording, SealedItem, TranscriptVersion
 
 log = logging.getLogger("hotline.console.search")
 
@@ -72,6 +73,7 @@ class Source:
     case_created_at: datetime
     take_number: int | None  # None for a note
     written_at: datetime
+    owner: str  # what points at the item, which its seal must name (storage.cases.take_owner etc.)
 
     @property
     def where(self) -> str:
@@ -133,32 +135,35 @@ def list_sources(session: Session) -> dict[int, Source]:
     """
     newest = (select(TranscriptVersion.recording_id, func.max(TranscriptVersion.version).label("version"))
               .group_by(TranscriptVersion.recording_id).subquery())
-    corrected = (select(TranscriptVersion.recording_id, TranscriptVersion.item_id, TranscriptVersion.created_at)
+    corrected = (select(TranscriptVersion.recording_id, TranscriptVersion.item_id, TranscriptVersion.created_at,
+                        TranscriptVersion.version)
                  .join(newest, and_(newest.c.recording_id == TranscriptVersion.recording_id,
                                     newest.c.version == TranscriptVersion.version))
                  .subquery())
-    number = func.row_number().over(partition_by=Recording.case_id, order_by=Recording.id)
+    number = func.row_number().over(partition_by=Recording.case_id, order_by=TAKE_ORDER)  # as on the case page
     takes = (select(Recording.case_id, func.coalesce(corrected.c.item_id, Recording.transcript_item_id).label("item_id"),
                     func.coalesce(corrected.c.created_at, Recording.created_at).label("written_at"),
-                    number.label("number"))
+                    number.label("number"), Recording.id.label("recording_id"), corrected.c.version)
              .outerjoin(corrected, corrected.c.recording_id == Recording.id)
              .where(Recording.decision == "keep")
              .subquery())
     sources: dict[int, Source] = {}
-    for case_id, item_id, written_at, take_number, blob_key, created_at in session.execute(
-        select(takes.c.case_id, takes.c.item_id, takes.c.written_at, takes.c.number, SealedItem.blob_key,
-               Case.created_at)
+    for case_id, item_id, written_at, take_number, recording_id, version, blob_key, created_at in session.execute(
+        select(takes.c.case_id, takes.c.item_id, takes.c.written_at, takes.c.number, takes.c.recording_id,
+               takes.c.version, SealedItem.blob_key, Case.created_at)
         .join(SealedItem, SealedItem.id == takes.c.item_id)  # takes without a transcript drop out here
         .join(Case, Case.id == takes.c.case_id)
     ):
-        sources[item_id] = Source(item_id, blob_key, case_id, created_at, int(take_number), _aware(written_at))
-    for item_id, case_id, written_at, blob_key, created_at in session.execute(
-        select(CaseEvent.item_id, CaseEvent.case_id, CaseEvent.created_at, SealedItem.blob_key, Case.created_at)
+        owner = take_owner(recording_id) if version is None else version_owner(recording_id, version)
+        sources[item_id] = Source(item_id, blob_key, case_id, created_at, int(take_number), _aware(written_at), owner)
+    for item_id, case_id, written_at, blob_key, created_at, event_id in session.execute(
+        select(CaseEvent.item_id, CaseEvent.case_id, CaseEvent.created_at, SealedItem.blob_key, Case.created_at,
+               CaseEvent.id)
         .join(SealedItem, SealedItem.id == CaseEvent.item_id)
         .join(Case, Case.id == CaseEvent.case_id)
         .where(CaseEvent.kind == CaseEventKind.NOTE)
     ):
-        sources[item_id] = Source(item_id, blob_key, case_id, created_at, None, written_at)
+        sources[item_id] = Source(item_id, blob_key, case_id, created_at, None, written_at, event_owner(event_id))
     return sources
 
 
@@ -260,7 +265,7 @@ class SearchIndex:
             try:
                 if item is None:
                     raise BlobMissing(source.blob_key)
-                plaintext = batch_opener.open(session, item)
+                plaintext = batch_opener.open(session, item, source.owner)
                 text = plaintext.decode("utf-8") if source.take_number is None else words_of_transcript(plaintext)
             except (SealError, BlobMissing, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
                 log.warning("search: sealed item %s did not open (%s); left out", source.item_id, type(error).__name__)

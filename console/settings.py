@@ -57,11 +57,12 @@ class ConsoleSettings:
         data_dir = env.data_dir()
         secret_key = env.text("CONSOLE_SECRET_KEY") or ""
         if not secret_key:
-            env.problems.append("CONSOLE_SECRET_KEY is not set (the console's own secret, not HOTLINE_SECRET_KEY)")
+            env.problems.append("CONSOLE_SECRET_KEY is not set (the console's own secret, not the line's HOTLINE_PIN_KEY)")
         elif len(secret_key) < 32:
             env.problems.append("CONSOLE_SECRET_KEY must be at least 32 characters")
-        if secret_key and secret_key == env.text("HOTLINE_SECRET_KEY"):
-            env.problems.append("CONSOLE_SECRET_KEY must differ from HOTLINE_SECRET_KEY (one secret per purpose)")
+        for pin_key in ("HOTLINE_PIN_KEY", "HOTLINE_SECRET_KEY"):  # the line's PIN key, and its old name
+            if secret_key and secret_key == env.text(pin_key):
+                env.problems.append(f"CONSOLE_SECRET_KEY must differ from {pin_key} (one secret per purpose)")
         port = env.integer("CONSOLE_PORT", 5001, maximum=65535)
         public_url = (env.text("CONSOLE_PUBLIC_URL") or f"http://localhost:{port}").rstrip("/")
         parts = urlsplit(public_url)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from console.audit.services import record
 from console.keys import Opener
-from storage.cases import Sealer
+from storage.cases import Sealer, take_owner, version_owner
 from storage.models import (
     AuditAction,
     CaseEvent,
@@ -58,6 +58,7 @@ class VersionInfo:
     author: str | None  # the correcting handler's display name; None for the machine's transcript
     created_at: datetime
     item: SealedItem
+    owner: str  # what the item's seal must name: the take (version 1), or the take and version
 
     @property
     def is_machine(self) -> bool:
@@ -68,17 +69,19 @@ def versions(session: Session, recording: Recording) -> list[VersionInfo]:
     """Every version of the take's transcript, oldest first; empty while there is no transcript."""
     found: list[VersionInfo] = []
     if recording.transcript_item is not None:
-        found.append(VersionInfo(MACHINE_VERSION, None, recording.transcript_item.created_at, recording.transcript_item))
+        found.append(VersionInfo(MACHINE_VERSION, None, recording.transcript_item.created_at, recording.transcript_item,
+                                 take_owner(recording.id)))
     rows = session.scalars(
         select(TranscriptVersion).where(TranscriptVersion.recording_id == recording.id).order_by(TranscriptVersion.version)
     )
     for row in rows:
-        found.append(VersionInfo(row.version, row.author.display_name if row.author else None, row.created_at, row.item))
+        found.append(VersionInfo(row.version, row.author.display_name if row.author else None, row.created_at, row.item,
+                                 version_owner(recording.id, row.version)))
     return found
 
 
 def open_version(session: Session, opener: Opener, info: VersionInfo) -> Transcript:
-    return Transcript.from_json(opener.open(session, info.item))
+    return Transcript.from_json(opener.open(session, info.item, info.owner))
 
 
 def newest_transcript(session: Session, opener: Opener, recording: Recording) -> tuple[int, Transcript] | None:
@@ -159,6 +162,7 @@ def correct(session: Session, opener: Opener, sealer: Sealer, author: User, reco
             item = sealer.seal_item(
                 session, recording.case, CORRECTION_KIND, corrected.to_json(),
                 note={"version": number, "base_version": base_version, "words": len(corrected.words)},
+                owner=version_owner(recording.id, number),
             )
             session.add(TranscriptVersion(recording_id=recording.id, version=number, item_id=item.id, author_id=author.id))
             session.flush()

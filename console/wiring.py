@@ -8,6 +8,7 @@ from storage.blobs import BlobStore, make_blob_store
 from storage.cases import Sealer
 from storage.crypto import load_public_key
 from storage.db import Database
+from storage.files import private_directory
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Console:
 
 
 def build_console(settings: ConsoleSettings) -> Console:
+    private_directory(settings.data_dir)  # 0700, as the line makes it: the database and blobs may be in it
     db = Database(settings.database_url)
     blobs = make_blob_store(settings.blob_store, settings.data_dir)
     return Console(settings, db, blobs, Sealer(load_public_key(settings.public_key_path), blobs))

@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 
 from ivr.events import CallStatus, RecordingEvent, RecordingStatus
 from ivr.flow import UnlockOutcome
-from jobs.queue import DISCARD_RECORDING, STORE_RECORDING, enqueue
+from jobs import calls as call_records
+from jobs.queue import DELETE_CALL, DISCARD_RECORDING, STORE_RECORDING, enqueue
+from jobs.takes import next_position
 from storage.cases import Sealer, confirm_contact, open_case, seal_contact_number, unlock_case
 from storage.models import Call, Case, Recording, utcnow
 from storage.references import pin_for
@@ -49,8 +51,12 @@ class SqlCallDesk:
     def open_report(self, call_sid: str, anonymous: bool) -> None:
         call = self._call(call_sid)
         if call.case is not None and call.purpose == "report":
-            # A retried webhook, or a caller who went back: the choice can only become more private.
-            call.case.anonymous = call.case.anonymous and anonymous
+            # A retried webhook, or a caller who went back: the choice can only become more private,
+            # and a report that becomes anonymous keeps no number it was given before.
+            if anonymous and not call.case.anonymous:
+                call.case.anonymous = True
+                for item in [item for item in call.case.items if item.kind == "contact"]:
+                    self.sealer.destroy_item(self.session, item)
             return
         call.purpose = "report"
         call.case = open_case(self.session, anonymous=anonymous)
@@ -76,6 +82,8 @@ class SqlCallDesk:
 
     def unlock(self, call_sid: str, pin: str) -> UnlockOutcome:
         call = self._call(call_sid)
+        # This commits the attempt's count on its own before the PIN is checked (storage/cases.py), so
+        # nothing that fails later in this request can undo it.
         result = unlock_case(self.session, self.secret_key, call.pending_reference or "", pin)
         call.pending_reference = None
         if result.case is not None:
@@ -91,14 +99,16 @@ class SqlCallDesk:
         call = self._call(call_sid)
         if call.case is None:
             return None
-        return call.case.reference, pin_for(self.secret_key, call.case.reference)
+        return call.case.reference, pin_for(self.secret_key, call.case.reference, call.case.pin_length)
 
     # --- recordings ----------------------------------------------------------------------------
 
     def _recording(self, call_sid: str, recording_sid: str) -> Recording:
         recording = self.session.scalar(select(Recording).where(Recording.recording_sid == recording_sid))
         if recording is None:
-            recording = Recording(recording_sid=recording_sid, call_sid=call_sid, case_id=self._case(call_sid).id)
+            case = self._case(call_sid)
+            recording = Recording(recording_sid=recording_sid, call_sid=call_sid, call_id=self._call(call_sid).id,
+                                  case_id=case.id, position=next_position(self.session, case.id))
             self.session.add(recording)
             self.session.flush()
         return recording
@@ -111,7 +121,8 @@ class SqlCallDesk:
 
     def discard_take(self, call_sid: str, recording_sid: str) -> None:
         recording = self.session.scalar(
-            select(Recording).where(Recording.recording_sid == recording_sid, Recording.call_sid == call_sid)
+            select(Recording).join(Call, Call.id == Recording.call_id)
+            .where(Recording.recording_sid == recording_sid, Call.call_sid == call_sid)
         )
         if recording is None or recording.decision == "discard":
             return
@@ -120,7 +131,9 @@ class SqlCallDesk:
 
     def takes_recorded(self, call_sid: str) -> int:
         """Takes this call has recorded, deleted ones included (the flow caps them)."""
-        return self.session.scalar(select(func.count()).select_from(Recording).where(Recording.call_sid == call_sid)) or 0
+        return self.session.scalar(
+            select(func.count()).select_from(Recording).join(Call, Call.id == Recording.call_id).where(Call.call_sid == call_sid)
+        ) or 0
 
     def recording_status(self, call_sid: str, event: RecordingEvent) -> None:
         """Twilio's recording status callback; any number of times, in any order with the action."""
@@ -146,13 +159,19 @@ class SqlCallDesk:
         call.pending_reference = None
         pending = self.session.scalars(
             select(Recording).where(
-                Recording.call_sid == call_sid, Recording.decision == "keep", Recording.twilio_status == "pending"
+                Recording.call_id == call.id, Recording.decision == "keep", Recording.twilio_status == "pending"
             )
         )
         for recording in pending:
             job = self._enqueue(STORE_RECORDING, recording)
             if job.attempts == 0:
                 job.run_after = utcnow() + LATE_FETCH_DELAY
+        # Twilio's record of the call, the caller's number in it, goes too, once the call is final and its
+        # takes are gone from Twilio (jobs/calls.py): every call, anonymous or not.
+        job = enqueue(self.session, DELETE_CALL, call_id=call.id)
+        if job.attempts == 0 and job.state == "queued":
+            job.run_after = utcnow() + call_records.FIRST_TRY
+        self.new_job_ids.append(job.id)
 
     def _enqueue(self, kind: str, recording: Recording):
         job = enqueue(self.session, kind, recording.id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from jobs.twilio_rest import recording_url
+from storage.models import CallStatus  # noqa: F401 - Twilio's CallStatus values, as Call.status stores them
 
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
@@ -37,24 +38,6 @@ HANGUP = "hangup"  # the Digits value of a <Record> action when the caller hung 
 
 class MalformedRequest(ValueError):
     """A webhook that Twilio would not send; the message names the field, never its value."""
-
-
-class CallStatus(str, enum.Enum):
-    """Twilio's CallStatus values."""
-
-    QUEUED = "queued"
-    INITIATED = "initiated"
-    RINGING = "ringing"
-    IN_PROGRESS = "in-progress"
-    COMPLETED = "completed"
-    BUSY = "busy"
-    FAILED = "failed"
-    NO_ANSWER = "no-answer"
-    CANCELED = "canceled"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 
 class RecordingStatus(str, enum.Enum):

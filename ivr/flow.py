@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 from ivr import prompts
 from ivr.events import CallEvent
 from ivr.reply import Gather, Hangup, Pause, Record, Redirect, Reply, Say
+from storage.references import PIN_LENGTH
 
 CATEGORIES = {
     "1": "bribery-corruption",
@@ -271,7 +272,7 @@ class CallFlow:
         reference, pin = found
         spoken = [Say(prompts.REFERENCE_INTRO)] if first else []
         spoken += [Say(prompts.REFERENCE_IS.format(reference=" ".join(prompts.spoken_digits(reference)))), Pause(1),
-                   Say(prompts.PIN_IS.format(pin=" ".join(prompts.spoken_digits(pin)))), Pause(1),
+                   Say(prompts.PIN_IS.format(pin=prompts.spoken_pin(pin))), Pause(1),
                    Say(prompts.READ_BACK_MENU)]
         return Reply.of(Gather("read-back", tuple(spoken), timeout=5), Say(prompts.GOODBYE), Hangup())
 
@@ -293,7 +294,9 @@ class CallFlow:
         return self._pin_prompt(1)
 
     def _pin_prompt(self, attempt: int) -> Reply:
-        return self._menu("pin", prompts.ENTER_PIN, attempt=attempt, num_digits=4, timeout=10)
+        # Six keys end it; a 4-digit PIN (a case from before 6-digit PINs) ends on the hash key or the pause.
+        return self._menu("pin", prompts.ENTER_PIN, attempt=attempt, num_digits=PIN_LENGTH, finish_on_key="#",
+                          timeout=10)
 
     def pin_entered(self, event: CallEvent) -> Reply:
         if event.digits is None:

@@ -68,7 +68,9 @@ READ_BACK_MENU = "To hear them again, press 1."
 ADDED_TO_CASE = "Thank you. What you said has been added to your report."
 
 ENTER_REFERENCE = "Please key in your 8 digit case reference."
-ENTER_PIN = "Now please key in your 4 digit PIN."
+# 6 digits end the keying by themselves; a case from before 6-digit PINs has 4, ended by the hash key (or
+# the pause after them). No hash after 6 digits: it would land on the recording that follows.
+ENTER_PIN = "Now please key in your PIN. If your PIN has 4 digits, press the hash key after it."
 UNLOCK_FAILED = "Sorry, we could not find a report with those details."
 UNLOCK_GIVE_UP = (
     "Sorry, we still could not find a report with those details. You can make a new report instead; "
@@ -90,6 +92,11 @@ def spoken_digits(digits: str, group: int = 4) -> list[str]:
     """Digits in groups, each digit separated, so a text-to-speech voice reads them one by one slowly."""
     groups = [digits[i : i + group] for i in range(0, len(digits), group)]
     return [", ".join(g) + "." for g in groups]
+
+
+def spoken_pin(pin: str) -> str:
+    """A 6-digit PIN in two groups of three ("4, 0, 7. 1, 9, 2."); an older 4-digit one in one group."""
+    return " ".join(spoken_digits(pin, 3 if len(pin) == 6 else 4))
 
 
 def last_digits(number: str, count: int = 3) -> str:

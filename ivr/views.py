@@ -120,7 +120,7 @@ def _run(work):
     before the commit rolls everything back: nothing half-written is kept."""
     hotline = _hotline()
     with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
+        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.pin_key)
         result = work(desk)
         session.commit()
     if desk.new_job_ids:

@@ -3,28 +3,37 @@
 The database stays the truth. A Celery message only says "job N may be due"; the worker claims the
 job row exactly as the embedded worker does, so a duplicate message is harmless, and a lost one is
 made up for by each worker's sweeper, which re-announces due jobs (including those whose worker
-died) every SWEEP_SECONDS, and sweeps Twilio for recordings our callbacks missed (jobs/sweep.py).
+died) every HOTLINE_SWEEP_SECONDS, and sweeps Twilio for recordings our callbacks missed (jobs/sweep.py).
 
     celery --app jobs.celery_app worker --concurrency 2
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
+from functools import lru_cache
 
 from celery import Celery, signals
 
 from jobs import queue
+from jobs.dispatch import RUN_JOB_TASK
 from jobs.recording import Workshop, run_job
 from settings import Settings
-from storage.models import Job
+from storage.models import Job, JobState
+from wiring import build_hotline, make_transcriber
 
 log = logging.getLogger("hotline.celery")
-SWEEP_SECONDS = float(os.environ.get("HOTLINE_SWEEP_SECONDS", "30"))
+
+
+@lru_cache(maxsize=1)
+def worker_settings() -> Settings:
+    """The worker's settings, read once, when Celery first needs its configuration (not at import)."""
+    return Settings.from_env()
+
 
 celery = Celery("hotline", set_as_current=False)
 celery.config_from_object("jobs.celery_config")
+celery.add_defaults(lambda: {"broker_url": worker_settings().broker_url})
 
 _workshop: Workshop | None = None
 _sweeper_stop = threading.Event()
@@ -34,8 +43,6 @@ def worker_workshop() -> Workshop:
     """This worker process's workshop: its own database connections and one speech model."""
     global _workshop
     if _workshop is None:
-        from app import build_hotline, make_transcriber
-
         settings = Settings.from_env()
         workshop = build_hotline(settings).workshop
         workshop.transcriber = make_transcriber(settings)
@@ -45,15 +52,15 @@ def worker_workshop() -> Workshop:
     return _workshop
 
 
-@celery.task(name="hotline.run_job", ignore_result=True)
+@celery.task(name=RUN_JOB_TASK, ignore_result=True)
 def run_job_task(job_id: int) -> None:
     workshop = worker_workshop()
     run_job(workshop, job_id)
     with workshop.db.session() as session:
         job = session.get(Job, job_id)
-        if job is not None and job.state == "queued":  # failed this time: come back when it is due
+        if job is not None and job.state == JobState.QUEUED:  # failed this time: come back when it is due
             run_job_task.apply_async((job_id,), eta=job.run_after)
-        if job is not None and job.state != "running":
+        if job is not None and job.state != JobState.RUNNING and job.recording_id is not None:  # not a call's
             # A take's jobs run one at a time: one that waited for this job (a discard while the take
             # was being stored) may run now, rather than at the next sweep.
             for sibling in queue.due_job_ids(session, recording_id=job.recording_id):
@@ -63,9 +70,7 @@ def run_job_task(job_id: int) -> None:
 @signals.worker_init.connect
 def _check_before_starting(**_):
     # A worker that cannot transcribe must not start: say why now, not on the first report.
-    from app import make_transcriber
-
-    make_transcriber(Settings.from_env())
+    make_transcriber(worker_settings())
 
 
 @signals.worker_process_init.connect
@@ -86,10 +91,9 @@ def _stop_sweeper(**_):
 def _sweep_forever() -> None:
     import time
 
-    from app import build_hotline
     from jobs.sweep import sweep_twilio
 
-    settings = Settings.from_env()
+    settings = worker_settings()
     workshop = build_hotline(settings).workshop  # no speech model in this (parent) process
     db = workshop.db
     next_twilio_sweep = time.monotonic() + min(settings.twilio_sweep_seconds, 5)
@@ -106,28 +110,4 @@ def _sweep_forever() -> None:
                     run_job_task.apply_async((job_id,))
         except Exception as error:
             log.warning("sweeper could not re-announce due jobs: %s", type(error).__name__)
-        _sweeper_stop.wait(SWEEP_SECONDS)
-
-
-class CeleryDispatcher:
-    """The web side: announces new jobs to the workers. Never delays or fails a webhook."""
-
-    def __init__(self, settings: Settings):
-        celery.conf.update(broker_url=settings.broker_url)
-
-    def start(self) -> None:
-        pass
-
-    def notify(self, job_ids: list[int]) -> None:
-        threading.Thread(target=self._announce, args=(list(job_ids),), daemon=True).start()
-
-    @staticmethod
-    def _announce(job_ids: list[int]) -> None:
-        for job_id in job_ids:
-            try:
-                run_job_task.apply_async((job_id,))
-            except Exception as error:  # the job row is committed; a worker's sweeper will find it
-                log.warning("could not announce job %s to the workers: %s", job_id, type(error).__name__)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        pass
+        _sweeper_stop.wait(settings.job_sweep_seconds)

@@ -1,7 +1,6 @@
-"""Celery's settings, read when Celery first needs them (not when jobs.celery_app is imported)."""
-import os
-
-broker_url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")
+"""Celery's settings, read when Celery first needs them (not when jobs.celery_app is imported). The broker's
+address is the hotline's setting (Settings.broker_url: CELERY_BROKER_URL or REDIS_URL), given by the web
+side's dispatcher (jobs/dispatch.py) and the workers (jobs/celery_app.py)."""
 task_ignore_result = True
 task_serializer = "json"
 accept_content = ["json"]

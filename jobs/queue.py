@@ -10,6 +10,9 @@ was taken over finds out at its next commit (LeaseLost) and commits nothing.
 A take's jobs run one at a time: a job is not claimed while another job of the same recording is
 running on a live lease. Claims lock the recording's row first, so on PostgreSQL two workers claiming
 two jobs of one take queue behind each other; SQLite runs one writer at a time anyway.
+
+A job belongs to one take (recording_id) or, for Twilio's record of a call (jobs/calls.py), to one call
+(call_id). A job that ends, done or given up, keeps no time finer than HOTLINE_ANONYMOUS_TIME.
 """
 from __future__ import annotations
 
@@ -19,11 +22,13 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from jobs.owners import is_dead_here, local_prefix, new_owner
-from storage.models import Job, Recording, utcnow
+from storage.anonymity import coarse
+from storage.models import Call, Job, JobKind, JobState, Recording, utcnow
 
-STORE_RECORDING = "store-recording"
-DISCARD_RECORDING = "discard-recording"
-LEASE = timedelta(seconds=30)  # the default of HOTLINE_JOB_LEASE_SECONDS; renewed every third of it
+STORE_RECORDING = JobKind.STORE_RECORDING
+DISCARD_RECORDING = JobKind.DISCARD_RECORDING
+DELETE_CALL = JobKind.DELETE_CALL
+# A lease is always the caller's (Settings.job_lease_seconds, as Workshop.lease): no default here.
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -31,23 +36,29 @@ class LeaseLost(Exception):
     """This worker no longer holds its job (its lease ran out, or another worker took the job over)."""
 
 
-def enqueue(session: Session, kind: str, recording_id: int, *, reopen: bool = False) -> Job:
-    """Once per (kind, recording): a repeated callback finds the job already there."""
-    job = session.scalar(select(Job).where(Job.kind == kind, Job.recording_id == recording_id))
+def enqueue(session: Session, kind: JobKind, recording_id: int | None = None, *, call_id: int | None = None,
+            reopen: bool = False) -> Job:
+    """Once per (kind, recording), or (kind, call): a repeated callback finds the job already there."""
+    kind = JobKind(kind)
+    if (recording_id is None) == (call_id is None):
+        raise ValueError("a job is about one recording or one call")
+    subject = Job.recording_id == recording_id if call_id is None else Job.call_id == call_id
+    job = session.scalar(select(Job).where(Job.kind == kind, subject))
     if job is None:
-        job = Job(kind=kind, recording_id=recording_id, state="queued", run_after=utcnow())
+        job = Job(kind=kind, recording_id=recording_id, call_id=call_id, state=JobState.QUEUED, run_after=utcnow())
         session.add(job)
         session.flush()
-    elif reopen and job.state in ("done", "failed"):
-        job.state, job.attempts, job.run_after, job.last_error = "queued", 0, utcnow(), None
+    elif reopen and job.state in (JobState.DONE, JobState.FAILED):
+        job.state, job.attempts, job.run_after, job.last_error = JobState.QUEUED, 0, utcnow(), None
         job.owner, job.lease_until = None, None
+        job.created_at = utcnow()  # a call-record job's patience starts again (jobs/calls.py)
     return job
 
 
 def _due(now: datetime):
     return or_(
-        and_(Job.state == "queued", Job.run_after <= now),
-        and_(Job.state == "running", Job.lease_until < now),
+        and_(Job.state == JobState.QUEUED, Job.run_after <= now),
+        and_(Job.state == JobState.RUNNING, Job.lease_until < now),
     )
 
 
@@ -56,7 +67,7 @@ def _take_is_busy(now: datetime):
     other = aliased(Job)
     return exists().where(
         other.recording_id == Job.recording_id, other.id != Job.id,
-        other.state == "running", other.lease_until >= now,
+        other.state == JobState.RUNNING, other.lease_until >= now,
     )
 
 
@@ -64,38 +75,42 @@ def _claimable(now: datetime):
     return and_(_due(now), ~_take_is_busy(now))
 
 
-def _orphaned_here(session: Session, now: datetime, job_id: int | None) -> list[tuple[int, int, str]]:
+def _orphaned_here(session: Session, now: datetime, job_id: int | None) -> list[tuple[int, int | None, int | None, str]]:
     """Running jobs whose owner was a process on this machine that has since died (jobs/owners.py)."""
     prefix = local_prefix()
     if prefix is None:
         return []
-    query = select(Job.id, Job.recording_id, Job.owner).where(
-        Job.state == "running", Job.lease_until >= now, Job.owner.startswith(prefix, autoescape=True))
+    query = select(Job.id, Job.recording_id, Job.call_id, Job.owner).where(
+        Job.state == JobState.RUNNING, Job.lease_until >= now, Job.owner.startswith(prefix, autoescape=True))
     if job_id is not None:
         query = query.where(Job.id == job_id)
-    return [(id_, recording_id, owner) for id_, recording_id, owner in session.execute(query) if is_dead_here(owner)]
+    return [(id_, recording_id, call_id, owner) for id_, recording_id, call_id, owner in session.execute(query)
+            if is_dead_here(owner)]
 
 
-def claim(session: Session, job_id: int | None = None, now: datetime | None = None, lease: timedelta = LEASE) -> Job | None:
+def claim(session: Session, job_id: int | None = None, now: datetime | None = None, *, lease: timedelta) -> Job | None:
     """Take the next due job (or the named one) and lease it. Safe with many workers on one database:
     the conditional update lets exactly one of them win each job. The returned job's `owner` is this
     claim's token. A job whose owner died on this machine is taken over at once, lease or not."""
     now = now or utcnow()
-    query = select(Job.id, Job.recording_id).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(5)
+    query = select(Job.id, Job.recording_id, Job.call_id).where(_claimable(now)).order_by(Job.run_after, Job.id).limit(5)
     if job_id is not None:
-        query = select(Job.id, Job.recording_id).where(Job.id == job_id, _claimable(now))
+        query = select(Job.id, Job.recording_id, Job.call_id).where(Job.id == job_id, _claimable(now))
     candidates = _orphaned_here(session, now, job_id)
-    candidates += [(id_, recording_id, None) for id_, recording_id in session.execute(query).all()]
-    for candidate, recording_id, dead_owner in candidates:
-        # Lock the take first (PostgreSQL): a rival claiming a sibling job waits, then sees ours running.
-        session.execute(select(Recording.id).where(Recording.id == recording_id).with_for_update())
+    candidates += [(id_, recording_id, call_id, None) for id_, recording_id, call_id in session.execute(query).all()]
+    for candidate, recording_id, call_id, dead_owner in candidates:
+        # Lock the take (or the call) first (PostgreSQL): a rival claiming a sibling job waits, then sees ours running.
+        if recording_id is not None:
+            session.execute(select(Recording.id).where(Recording.id == recording_id).with_for_update())
+        else:
+            session.execute(select(Call.id).where(Call.id == call_id).with_for_update())
         owner = new_owner()
         condition = _claimable(now) if dead_owner is None else and_(
-            Job.state == "running", Job.owner == dead_owner, ~_take_is_busy(now))
+            Job.state == JobState.RUNNING, Job.owner == dead_owner, ~_take_is_busy(now))
         won = session.execute(
             update(Job)
             .where(Job.id == candidate, condition)
-            .values(state="running", owner=owner, lease_until=now + lease, attempts=Job.attempts + 1, updated_at=now)
+            .values(state=JobState.RUNNING, owner=owner, lease_until=now + lease, attempts=Job.attempts + 1, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         session.commit()
@@ -104,19 +119,19 @@ def claim(session: Session, job_id: int | None = None, now: datetime | None = No
     return None
 
 
-def hold(session: Session, job_id: int, owner: str, lease: timedelta = LEASE, now: datetime | None = None) -> bool:
+def hold(session: Session, job_id: int, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
     """In the caller's transaction: extend the lease if `owner` still holds it and it has not run out.
     The row stays locked until that transaction ends, so what it commits is committed as the holder."""
     now = now or utcnow()
     return session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.owner == owner, Job.state == "running", Job.lease_until >= now)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING, Job.lease_until >= now)
         .values(lease_until=now + lease)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
 
 
-def renew_lease(session: Session, job_id: int, owner: str, lease: timedelta = LEASE) -> bool:
+def renew_lease(session: Session, job_id: int, owner: str, lease: timedelta) -> bool:
     """False once `owner` has lost the job: the lease of whoever took it over is left alone."""
     held = hold(session, job_id, owner, lease)
     session.commit()
@@ -136,35 +151,46 @@ class Claim:
         session.commit()
 
 
-def complete(session: Session, job_id: int, owner: str) -> bool:
+def _ended(session: Session, job_id: int, precision: str) -> dict:
+    """The times of a job that ends, rounded: nothing in it then says when its call was."""
+    now = coarse(utcnow(), precision)
+    created = session.scalar(select(Job.created_at).where(Job.id == job_id))
+    return dict(lease_until=None, updated_at=now, run_after=now, created_at=coarse(created or now, precision))
+
+
+def complete(session: Session, job_id: int, owner: str, precision: str = "hour") -> bool:
     """Mark the job done, unless another worker has taken it over (then it is theirs to finish)."""
     return session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.owner == owner, Job.state == "running")
-        .values(state="done", lease_until=None, last_error=None, updated_at=utcnow())
+        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING)
+        .values(state=JobState.DONE, last_error=None, **_ended(session, job_id, precision))
         .execution_options(synchronize_session=False)
     ).rowcount == 1
 
 
-def retry_later(session: Session, job_id: int, owner: str, error: str, base_seconds: float, max_attempts: int) -> bool | None:
-    """Back off exponentially. True: queued again; False: all attempts used, the job is 'failed';
-    None: another worker holds the job now, so nothing was changed."""
+def retry_later(session: Session, job_id: int, owner: str, error: str, base_seconds: float, max_attempts: int | None, *,
+                give_up_after: timedelta | None = None, max_backoff: timedelta = MAX_BACKOFF,
+                precision: str = "hour") -> bool | None:
+    """Back off exponentially, to at most max_backoff. True: queued again; False: all attempts used (or,
+    with give_up_after, that long has passed since the job was made), the job is 'failed'; None: another
+    worker holds the job now, so nothing was changed."""
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None or job.owner != owner or job.state != "running":
+    if job is None or job.owner != owner or job.state != JobState.RUNNING:
         return None
     now = utcnow()
-    if job.attempts >= max_attempts:
-        values = dict(state="failed", last_error=error, lease_until=None, updated_at=now)
+    used_up = max_attempts is not None and job.attempts >= max_attempts
+    if used_up or (give_up_after is not None and now - job.created_at >= give_up_after):
+        values = dict(state=JobState.FAILED, last_error=error, **_ended(session, job_id, precision))
     else:
-        delay = min(timedelta(seconds=base_seconds * 2 ** (job.attempts - 1)), MAX_BACKOFF)
-        values = dict(state="queued", last_error=error, lease_until=None, run_after=now + delay, updated_at=now)
+        delay = min(timedelta(seconds=base_seconds * 2 ** min(job.attempts - 1, 40)), max_backoff)
+        values = dict(state=JobState.QUEUED, last_error=error, lease_until=None, run_after=now + delay, updated_at=now)
     won = session.execute(
-        update(Job).where(Job.id == job_id, Job.owner == owner, Job.state == "running").values(**values)
+        update(Job).where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING).values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not won:
         return None
-    return values["state"] == "queued"
+    return values["state"] is JobState.QUEUED
 
 
 def due_job_ids(session: Session, now: datetime | None = None, recording_id: int | None = None) -> list[int]:
@@ -176,4 +202,4 @@ def due_job_ids(session: Session, now: datetime | None = None, recording_id: int
 
 def failed_jobs(session: Session) -> list[Job]:
     """Jobs that used every attempt and wait for an operator (`flask --app app jobs retry`)."""
-    return list(session.scalars(select(Job).where(Job.state == "failed").order_by(Job.id)))
+    return list(session.scalars(select(Job).where(Job.state == JobState.FAILED).order_by(Job.id)))

@@ -20,14 +20,15 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from jobs import queue
+from jobs import calls, queue
 from jobs.takes import DISCARD, KEEP, attach_sealed
 from jobs.transcribe import transcribe_take
 from jobs.twilio_rest import RecordingGone, TwilioRest, TwilioUnavailable
 from settings import Settings
 from storage.cases import Sealer
 from storage.db import Database
-from storage.models import Job, Recording
+from storage.cases import take_owner
+from storage.models import Job, Recording, TranscriptionStatus
 from transcription.recognizer import Transcriber
 
 log = logging.getLogger("hotline.jobs")
@@ -43,6 +44,10 @@ class Workshop:
     sealer: Sealer
     twilio: TwilioRest
     transcriber: Transcriber | None = None  # None: takes are stored, and wait to be transcribed
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.job_lease_seconds)
 
 
 class LeaseKeeper:
@@ -78,59 +83,66 @@ class LeaseKeeper:
 
 def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
     """Claim one due job (or the named one) and run it; returns its id, or None if none was due."""
-    lease = timedelta(seconds=workshop.settings.job_lease_seconds)
+    lease = workshop.lease
     with workshop.db.session() as session:
         job = queue.claim(session, job_id, lease=lease)
         if job is None:
             return None
         claim = queue.Claim(job.id, job.owner, lease)
-        kind, recording_id = job.kind, job.recording_id
+        kind, recording_id, call_id = job.kind, job.recording_id, job.call_id
+        subject = f"recording {recording_id}" if call_id is None else f"call {call_id}"  # our ids, never Twilio's
+        precision = workshop.settings.anonymous_time
         try:
             with LeaseKeeper(workshop.db, claim):
-                _run_claimed(workshop, session, kind, recording_id, claim)
+                _run_claimed(workshop, session, kind, recording_id if call_id is None else call_id, claim)
         except queue.LeaseLost:
             session.rollback()
-            log.warning("job %s (%s, recording %s) lost its lease (taken over, or run out while this worker "
-                        "paused); stopped without committing", job.id, kind, recording_id)
+            log.warning("job %s (%s, %s) lost its lease (taken over, or run out while this worker "
+                        "paused); stopped without committing", job.id, kind, subject)
             return job.id
         except Exception as error:  # every failure is retried later; none may take the worker down
             session.rollback()
             reason = _describe(error)
-            again = queue.retry_later(
-                session, job.id, claim.owner, reason, workshop.settings.retry_base_seconds, workshop.settings.job_max_attempts
-            )
+            if kind == queue.DELETE_CALL:  # Twilio may take 14 days to let a call's record go
+                again = queue.retry_later(session, job.id, claim.owner, reason, calls.RETRY_BASE_SECONDS, None,
+                                          give_up_after=calls.PATIENCE, max_backoff=calls.MAX_BACKOFF, precision=precision)
+            else:
+                again = queue.retry_later(session, job.id, claim.owner, reason, workshop.settings.retry_base_seconds,
+                                          workshop.settings.job_max_attempts, precision=precision)
             session.commit()
             job = session.get(Job, job.id, populate_existing=True)
             if again is None:
-                log.warning("job %s (%s, recording %s) failed (%s) after another worker took it over",
-                            job.id, kind, recording_id, reason)
+                log.warning("job %s (%s, %s) failed (%s) after another worker took it over",
+                            job.id, kind, subject, reason)
             elif again:
-                log.warning("job %s (%s, recording %s) attempt %s failed: %s; will retry",
-                            job.id, kind, recording_id, job.attempts, reason)
+                log.warning("job %s (%s, %s) attempt %s failed: %s; will retry",
+                            job.id, kind, subject, job.attempts, reason)
             else:
-                log.warning("ALERT: job %s (%s, recording %s) gave up after %s attempts: %s; "
+                log.warning("ALERT: job %s (%s, %s) gave up after %s attempts: %s; "
                             "it waits for an operator: flask --app app jobs retry",
-                            job.id, kind, recording_id, job.attempts, reason)
+                            job.id, kind, subject, job.attempts, reason)
             return job.id
-        if not queue.complete(session, job.id, claim.owner):
-            log.warning("job %s (%s, recording %s) finished after another worker took it over", job.id, kind, recording_id)
+        if not queue.complete(session, job.id, claim.owner, precision):
+            log.warning("job %s (%s, %s) finished after another worker took it over", job.id, kind, subject)
         session.commit()
         return job.id
 
 
-def _run_claimed(workshop: Workshop, session: Session, kind: str, recording_id: int, claim: queue.Claim) -> None:
+def _run_claimed(workshop: Workshop, session: Session, kind: str, subject_id: int, claim: queue.Claim) -> None:
     commit = lambda: claim.commit(session)  # noqa: E731 - every commit of the job's work is the holder's
     if kind == queue.STORE_RECORDING:
-        store_recording(workshop, session, recording_id, commit)
+        store_recording(workshop, session, subject_id, commit)
     elif kind == queue.DISCARD_RECORDING:
-        discard_recording(workshop, session, recording_id, commit)
+        discard_recording(workshop, session, subject_id, commit)
+    elif kind == queue.DELETE_CALL:
+        calls.delete_call_record(workshop, session, subject_id, commit)
     else:
         raise ValueError(f"unknown job kind {kind!r}")
 
 
 def _describe(error: Exception) -> str:
-    # Our own exceptions carry safe messages; anything else is named by type only.
-    if isinstance(error, (TwilioUnavailable, RecordingGone)):
+    # Our own exceptions carry safe messages (no Twilio ids: jobs/twilio_rest.py); anything else is named by type only.
+    if isinstance(error, (TwilioUnavailable, RecordingGone, calls.TakesStillAtTwilio)):
         return str(error)
     return type(error).__name__
 
@@ -150,7 +162,7 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int, com
         return
     sid = recording.recording_sid
     needs_audio = recording.audio_item_id is None or (
-        workshop.transcriber is not None and recording.transcription_status == "pending"
+        workshop.transcriber is not None and recording.transcription_status == TranscriptionStatus.PENDING
     )
     if not recording.deleted_at_twilio and needs_audio:
         commit()  # no transaction held open across the download
@@ -159,7 +171,7 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int, com
         if recording.audio_item_id is None and recording.decision == KEEP:
             item = workshop.sealer.seal_item(
                 session, recording.case, "recording", audio,
-                note={"duration_seconds": recording.duration_seconds, "format": "wav"},
+                note={"duration_seconds": recording.duration_seconds, "format": "wav"}, owner=take_owner(recording_id),
             )
             size = item.size
             if attach_sealed(session, workshop.sealer, item, recording_id, commit,
@@ -203,5 +215,6 @@ def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int, c
     workshop.twilio.delete_recording(sid)
     recording = _recording(session, recording_id)
     recording.deleted_at_twilio = True
+    calls.take_deleted(session, recording.call_id)  # the call's record may go now
     commit()
     log.info("recording %s deleted at Twilio", recording_id)

@@ -12,7 +12,9 @@ never raced):
 - a recording we never heard of, of a call we know that has a case: taken in as a take of that case;
 - any other recording: deleted. The Twilio account must therefore serve this hotline only.
 
-Every sweep also repeats the alert for jobs that gave up, until an operator deals with them.
+Every sweep also repeats the alert for jobs that gave up, until an operator deals with them, and makes
+the call-record job (jobs/calls.py) of any call whose status callback never came, once it is older than
+the longest call Twilio allows: Twilio's record of it, the caller's number in it, goes too.
 Several workers sweeping at once is harmless: each action is idempotent, and a take two sweeps try to
 take in at once is inserted once (the loser's insert fails on the unique RecordingSid and is skipped).
 """
@@ -27,15 +29,16 @@ from email.utils import parsedate_to_datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from jobs import queue
-from jobs.takes import DISCARD
+from jobs import calls, queue
+from jobs.takes import DISCARD, next_position
 from jobs.twilio_rest import TwilioUnavailable
-from storage.models import Call, Job, Recording, utcnow
+from storage.models import Call, Job, JobState, Recording, TwilioRecordingStatus, utcnow
 
 log = logging.getLogger("hotline.sweep")
 
 SETTLE_MARGIN = timedelta(minutes=10)
-FINISHED = ("completed", "absent", "failed")  # in-progress, paused, stopped, processing: a call still going
+# A recording's status in Twilio's list; any other (in-progress, paused, stopped, processing): a call still going.
+FINISHED = (TwilioRecordingStatus.COMPLETED, TwilioRecordingStatus.ABSENT, TwilioRecordingStatus.FAILED)
 _RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 
@@ -44,6 +47,7 @@ def sweep_twilio(workshop, now: datetime | None = None) -> Counter | None:
     """One sweep; returns what it did per recording (e.g. Counter(deleted=2, queued=1)), or None if
     Twilio could not be listed (the next sweep tries again). New jobs are left due in the database."""
     alert_failed_jobs(workshop)
+    calls_without_status_callback(workshop, now)
     try:
         listing = list(workshop.twilio.list_recordings())
     except TwilioUnavailable as error:
@@ -78,19 +82,19 @@ def _sweep_one(workshop, resource: dict, settled_before: datetime) -> str:
         recording = session.scalar(select(Recording).where(Recording.recording_sid == sid))
         if recording is None:
             return _unknown(workshop, session, resource, sid, status)
-        if recording.twilio_status == "pending":
-            recording.twilio_status = status
+        if recording.twilio_status == TwilioRecordingStatus.PENDING:
+            recording.twilio_status = TwilioRecordingStatus(status)
         if recording.decision == DISCARD:
             # Normally there already; one that gave up is queued again: a deleted take must not stay anywhere.
             queue.enqueue(session, queue.DISCARD_RECORDING, recording.id, reopen=True)
             return _delete(workshop, session, recording)
-        if recording.deleted_at_twilio or status != "completed":
+        if recording.deleted_at_twilio or status != TwilioRecordingStatus.COMPLETED:
             return _delete(workshop, session, recording)  # our copy is committed, or there is nothing to fetch
         job = session.scalar(select(Job).where(Job.kind == queue.STORE_RECORDING, Job.recording_id == recording.id))
-        if job is not None and job.state in ("queued", "running"):
+        if job is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
             session.commit()
             return "waiting for its job"
-        if job is not None and job.state == "failed":
+        if job is not None and job.state == JobState.FAILED:
             session.commit()
             return "job gave up"  # alerted; `jobs retry` queues it again
         queue.enqueue(session, queue.STORE_RECORDING, recording.id, reopen=True)
@@ -103,9 +107,10 @@ def _unknown(workshop, session, resource: dict, sid: str, status: str) -> str:
     call = None
     if isinstance(call_sid, str) and _CALL_SID.fullmatch(call_sid):
         call = session.scalar(select(Call).where(Call.call_sid == call_sid))
-    if call is not None and call.case_id is not None and status == "completed":
+    if call is not None and call.case_id is not None and status == TwilioRecordingStatus.COMPLETED:
         recording = Recording(
-            recording_sid=sid, call_sid=call_sid, case_id=call.case_id, twilio_status=status,
+            recording_sid=sid, call_sid=call_sid, call_id=call.id, case_id=call.case_id,
+            twilio_status=TwilioRecordingStatus(status), position=next_position(session, call.case_id),
             recording_url=workshop.twilio.recording_url(sid), duration_seconds=_duration(resource),
         )
         session.add(recording)
@@ -125,8 +130,30 @@ def _delete(workshop, session, recording: Recording) -> str:
     workshop.twilio.delete_recording(sid)
     recording = session.get(Recording, recording_id, populate_existing=True)
     recording.deleted_at_twilio = True
+    calls.take_deleted(session, recording.call_id)
     session.commit()
     return "deleted"
+
+
+def calls_without_status_callback(workshop, now: datetime | None = None) -> int:
+    """Make the call-record job of each call whose status callback never came (so that no job was made),
+    once it started longer ago than any call lasts (and than its start time's rounding). Returns how many."""
+    # started_at is rounded down, to the day at most (storage/anonymity.py): a day more, to be sure.
+    started_before = (now or utcnow()) - calls.LONGEST_CALL - timedelta(days=1)
+    has_job = select(Job.id).where(Job.call_id == Call.id, Job.kind == queue.DELETE_CALL).exists()
+    try:
+        with workshop.db.session() as session:
+            forgotten = session.scalars(select(Call.id).where(
+                Call.deleted_at_twilio.is_(False), Call.started_at < started_before, ~has_job)).all()
+            for call_id in forgotten:
+                queue.enqueue(session, queue.DELETE_CALL, call_id=call_id)
+            session.commit()
+    except Exception as error:
+        log.warning("could not look for calls whose status callback never came: %s", type(error).__name__)
+        return 0
+    if forgotten:
+        log.info("Twilio sweep: %d calls never said they ended; their records at Twilio are to be deleted", len(forgotten))
+    return len(forgotten)
 
 
 def _twilio_time(value) -> datetime | None:

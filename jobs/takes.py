@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.cases import Sealer
-from storage.models import Recording, SealedItem
+from storage.models import Recording, SealedItem, TakeDecision
 
-KEEP, DISCARD = "keep", "discard"
+KEEP, DISCARD = TakeDecision.KEEP, TakeDecision.DISCARD
 
 
 def set_if_kept(session: Session, recording_id: int, expect: dict | None = None, **values) -> bool:
@@ -60,3 +60,9 @@ def drop_unattached(session: Session, sealer: Sealer, blob_key: str) -> None:
     except Exception:  # the database's copy went with the rollback; a stray file holds only ciphertext
         pass
     session.rollback()
+
+
+def next_position(session: Session, case_id: int) -> int:
+    """A new take's place in its case: 1, 2, ... Takes are ordered by it, not by id (random) or by a time
+    that may be rounded to the hour (storage/anonymity.py)."""
+    return (session.scalar(select(func.max(Recording.position)).where(Recording.case_id == case_id)) or 0) + 1

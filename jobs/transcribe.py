@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from jobs.takes import attach_sealed, drop_unattached, set_if_kept
 from storage.blobs import DatabaseBlobStore
-from storage.cases import Sealer
-from storage.models import Case, Recording, SealedItem
+from storage.cases import Sealer, take_owner
+from storage.models import Recording, SealedItem, TranscriptionStatus
 from transcription.audio import AudioError
 from transcription.recognizer import Transcript, Transcriber, transcribe_recording
 
@@ -31,7 +31,7 @@ def transcribe_take(
     commit: Callable[[], None] | None = None,
 ) -> None:
     commit = commit or session.commit
-    if recording.transcription_status != "pending":
+    if recording.transcription_status != TranscriptionStatus.PENDING:
         return
     recording.transcription_attempts += 1
     commit()
@@ -46,10 +46,10 @@ def transcribe_take(
             _give_up(session, recording, f"transcription failed {recording.transcription_attempts} times ({type(error).__name__})", commit)
             return
         raise
-    item = seal_transcript(session, sealer, recording.case, transcript)
+    item = seal_transcript(session, sealer, recording, transcript)
     kept = attach_sealed(
         session, sealer, item, recording.id, commit, expect={"transcript_item_id": None},
-        transcript_item_id=item.id, transcription_status="done", transcription_error=None,
+        transcript_item_id=item.id, transcription_status=TranscriptionStatus.DONE, transcription_error=None,
     )
     session.expire(recording)
     if kept:
@@ -58,9 +58,10 @@ def transcribe_take(
         log.info("recording %s: transcript not kept (the take was deleted, or already transcribed, meanwhile)", recording.id)
 
 
-def seal_transcript(session: Session, sealer: Sealer, case: Case, transcript: Transcript) -> SealedItem:
+def seal_transcript(session: Session, sealer: Sealer, recording: Recording, transcript: Transcript) -> SealedItem:
+    """The take's machine transcript, sealed and bound to the take (storage.cases.take_owner)."""
     return sealer.seal_item(
-        session, case, "transcript", transcript.to_json(),
+        session, recording.case, "transcript", transcript.to_json(), owner=take_owner(recording.id),
         note={"model": transcript.model_name, "model_version": transcript.model_version,
               "seconds_taken": round(transcript.seconds_taken, 3), "audio_seconds": round(transcript.audio_seconds, 3),
               "words": len(transcript.words)},
@@ -68,8 +69,8 @@ def seal_transcript(session: Session, sealer: Sealer, case: Case, transcript: Tr
 
 
 def _give_up(session: Session, recording: Recording, reason: str, commit: Callable[[], None]) -> None:
-    if set_if_kept(session, recording.id, expect={"transcription_status": "pending"},
-                   transcription_status="failed", transcription_error=reason):
+    if set_if_kept(session, recording.id, expect={"transcription_status": TranscriptionStatus.PENDING},
+                   transcription_status=TranscriptionStatus.FAILED, transcription_error=reason):
         commit()
         log.warning("recording %s: %s", recording.id, reason)
     else:
@@ -94,18 +95,18 @@ def replace_transcript(session: Session, sealer: Sealer, transcriber: Transcribe
         reason = None
     if reason is not None:
         if old_id is None and set_if_kept(session, recording.id, expect={"transcript_item_id": None},
-                                          transcription_status="failed", transcription_error=reason):
+                                          transcription_status=TranscriptionStatus.FAILED, transcription_error=reason):
             session.commit()
         session.rollback()
         session.expire(recording)
         return reason
 
-    item = seal_transcript(session, sealer, recording.case, transcript)
+    item = seal_transcript(session, sealer, recording, transcript)
     in_transaction = isinstance(sealer.blobs, DatabaseBlobStore)  # a folder store deletes files at once
     try:
         swapped = set_if_kept(
             session, recording.id, expect={"transcript_item_id": old_id},
-            transcript_item_id=item.id, transcription_status="done", transcription_error=None,
+            transcript_item_id=item.id, transcription_status=TranscriptionStatus.DONE, transcription_error=None,
         )
         if swapped and old_id is not None:
             session.execute(delete(SealedItem).where(SealedItem.id == old_id).execution_options(synchronize_session=False))

@@ -1,9 +1,13 @@
-"""The calls we make to Twilio's REST API: fetch a recording, delete it, list the account's recordings.
+"""The calls we make to Twilio's REST API: fetch a recording, delete it, list the account's recordings,
+delete a call's record.
 
-Errors name the recording's SID at most; never a URL with credentials, never response bodies.
+Errors name no SID, URL or response body: their messages reach job rows (last_error), `jobs retry` and
+the logs, which must hold no Twilio id of an anonymous call (storage/anonymity.py). What they say is
+what was asked and Twilio's status code; the job and its take or call are named by our own ids.
 """
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 import requests
@@ -24,33 +28,59 @@ class RecordingGone(Exception):
     """Twilio no longer has this recording (404): trying again will not bring it back."""
 
 
+class CallNotFinal(TwilioUnavailable):
+    """Twilio will not delete a call's record yet (error 20009): the call is not final. Try again later:
+    Twilio advises a minute after the call ends, and in rare cases it takes up to 14 days."""
+
+
+NOT_FINAL = 20009  # Twilio's "Cannot delete this resource before it is complete"
+
+
 class TwilioRest:
-    def __init__(self, api_base: str, account_sid: str, auth_token: str, timeout: float = 30.0):
+    """auth: HTTP basic auth, either an API key's (SID, secret), which the workers should use, or the
+    account's (SID, auth token) (Settings.twilio_rest_auth)."""
+
+    def __init__(self, api_base: str, account_sid: str, auth: tuple[str, str], timeout: float = 30.0):
         self.api_base = api_base.rstrip("/")
         self.account_sid = account_sid
-        self._auth = (account_sid, auth_token)
+        self._auth = auth
         self.timeout = timeout
         self._http = requests.Session()
+        # urllib3 logs each request line, SIDs and all, at DEBUG: not from the connections that carry ours.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
 
     def recording_url(self, recording_sid: str) -> str:
         return recording_url(self.api_base, self.account_sid, recording_sid)
 
+    def call_url(self, call_sid: str) -> str:
+        return f"{self.api_base}/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}.json"
+
     def download_recording(self, recording_sid: str) -> bytes:
         # Always asked for by SID at our configured API base: a URL from a request is never fetched.
         url = self.recording_url(recording_sid) + ".wav"
-        response = self._request("GET", url, recording_sid)
+        response = self._request("GET", url, "download a recording")
         if response.status_code == 404:
-            raise RecordingGone(f"recording {recording_sid} is not at Twilio")
-        self._raise_for_status(response, "download", recording_sid)
+            raise RecordingGone("the recording is not at Twilio")
+        self._raise_for_status(response, "download a recording")
         if not response.content:
-            raise TwilioUnavailable(f"Twilio returned an empty body for recording {recording_sid}")
+            raise TwilioUnavailable("Twilio returned an empty body for the recording")
         return response.content
 
     def delete_recording(self, recording_sid: str) -> None:
-        response = self._request("DELETE", self.recording_url(recording_sid) + ".json", recording_sid)
+        response = self._request("DELETE", self.recording_url(recording_sid) + ".json", "delete a recording")
         if response.status_code == 404:
             return  # already gone: what we wanted
-        self._raise_for_status(response, "delete", recording_sid)
+        self._raise_for_status(response, "delete a recording")
+
+    def delete_call(self, call_sid: str) -> None:
+        """Delete Twilio's record of a call (the caller's number is in it). CallNotFinal while Twilio
+        refuses because the call is not final; a record already gone (404) is what we wanted."""
+        response = self._request("DELETE", self.call_url(call_sid), "delete a call's record")
+        if response.status_code == 404:
+            return
+        if response.status_code in (400, 409) and _error_code(response) == NOT_FINAL:
+            raise CallNotFinal("Twilio will not delete the call's record yet: the call is not yet final (error 20009)")
+        self._raise_for_status(response, "delete a call's record")
 
     def list_recordings(self, page_size: int = 100, max_pages: int = 1000) -> Iterator[dict]:
         """Every recording the account holds (Twilio's resource dicts), following next_page_uri. A next
@@ -59,7 +89,7 @@ class TwilioRest:
         prefix = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings.json"
         path = f"{prefix}?PageSize={page_size}"
         for _ in range(max_pages):
-            response = self._request("GET", self.api_base + path, what="the list of recordings")
+            response = self._request("GET", self.api_base + path, "list the recordings")
             if response.status_code >= 400:
                 raise TwilioUnavailable(f"Twilio answered {response.status_code} to list recordings")
             try:
@@ -76,15 +106,22 @@ class TwilioRest:
                 raise TwilioUnavailable("Twilio's next page of recordings is not this account's recording list")
         raise TwilioUnavailable(f"Twilio's list of recordings ran past {max_pages} pages")
 
-    def _request(self, method: str, url: str, recording_sid: str | None = None, *, what: str | None = None) -> requests.Response:
+    def _request(self, method: str, url: str, action: str) -> requests.Response:
         try:
             return self._http.request(method, url, auth=self._auth, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise TwilioUnavailable(
-                f"could not reach Twilio to {method.lower()} {what or f'recording {recording_sid}'}: {type(error).__name__}"
-            ) from None
+        except requests.RequestException as error:  # its message would quote the URL, SID and all
+            raise TwilioUnavailable(f"could not reach Twilio to {action}: {type(error).__name__}") from None
 
     @staticmethod
-    def _raise_for_status(response: requests.Response, action: str, recording_sid: str) -> None:
+    def _raise_for_status(response: requests.Response, action: str) -> None:
         if response.status_code >= 400:
-            raise TwilioUnavailable(f"Twilio answered {response.status_code} to {action} recording {recording_sid}")
+            raise TwilioUnavailable(f"Twilio answered {response.status_code} to {action}")
+
+
+def _error_code(response: requests.Response) -> int | None:
+    """Twilio's error code from a JSON error body (its `code`), or None."""
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None

@@ -19,11 +19,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from storage.crypto import write_key_pair  # noqa: E402
+from storage.files import private_directory  # noqa: E402
 
 
 def console_values(console_port: str) -> dict[str, str]:
     return {
-        # Its own secret, never HOTLINE_SECRET_KEY: the console refuses to start if they are the same.
+        # Its own secret, never the PIN key: the console refuses to start if they are the same.
         "CONSOLE_SECRET_KEY": secrets.token_urlsafe(48),
         "CONSOLE_PORT": console_port,
         # localhost, not 127.0.0.1: security keys (WebAuthn) need a host name.
@@ -48,7 +49,7 @@ def main(data_dir: Path, port: str, console_port: str) -> None:
             print(f"added the console's settings ({', '.join(missing)}) to {env_file}")
         print(f"development settings: {env_file}")
         return
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(data_dir)  # 0700
     passphrase = secrets.token_urlsafe(24)
     write_key_pair(data_dir / "keys", passphrase)
     values = {
@@ -57,7 +58,7 @@ def main(data_dir: Path, port: str, console_port: str) -> None:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
-        "HOTLINE_SECRET_KEY": secrets.token_urlsafe(48),
+        "HOTLINE_PIN_KEY": secrets.token_urlsafe(48),  # the line's web process only
         "HOTLINE_KEY_PASSPHRASE": passphrase,
         "PORT": port,
         **console_values(console_port),

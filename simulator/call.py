@@ -189,6 +189,8 @@ class SimulatedCall:
         if self._dialled:
             raise SimulatorError("this call has already been dialled")
         self._dialled = True
+        if self.fake_twilio is not None:  # Twilio keeps a record of every call, the caller's number in it
+            self.fake_twilio.add_call(self.call_sid, from_=self.identity.from_, to=self.identity.to)
         self._line(f"CALLER {self.identity.from_} dials {self.identity.to}")
         self._fetch_twiml(kinds.VOICE, self.voice_url, self.voice_method)
         if not self.is_over:
@@ -506,6 +508,8 @@ class SimulatedCall:
     def _mark_over(self, by: str) -> None:
         self.is_over, self.ended_by, self._call_status = True, by, "completed"
         self._waiting = None
+        if self.fake_twilio is not None:
+            self.fake_twilio.end_call(self.call_sid)
         self._line(f"[call over after {self.duration} s]")
 
     def _send_status_callback(self) -> None:

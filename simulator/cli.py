@@ -46,6 +46,8 @@ from .fake_twilio import FakeTwilio
 from .transport import FlaskClientTransport, HttpTransport
 
 FACTORY_KEY = "SIMULATOR_APP_FACTORY"
+# Set on an app built for FakeTwilio before close_app(app): the CallSids of the calls the fake has seen.
+CALLS_KEY = "SIMULATOR_CALL_SIDS"
 SETTINGS_KEY = "HOTLINE_SETTINGS"
 
 
@@ -203,6 +205,7 @@ def _transport_for(app_or_factory, url, fake: FakeTwilio, echo, close_app=None):
             yield FlaskClientTransport(app.test_client()), settings
         finally:
             if close_app:
+                app.config[CALLS_KEY] = list(fake.calls)  # their records are the fake's to delete, while it runs
                 close_app(app)
 
 

@@ -13,8 +13,17 @@ Served (HTTP basic auth with the account SID and auth token, as Twilio requires)
                                                             at a time (PageSize, default 50, at most 1000;
                                                             next_page_uri carries Page and PageToken;
                                                             optional CallSid filter), as Twilio pages lists
+    GET    /2010-04-01/Accounts/{AC}/Calls/{CA}.json        a call's record (the caller's number among it)
+    DELETE /2010-04-01/Accounts/{AC}/Calls/{CA}.json        204, the record is gone; refused as Twilio does
+                                                            (400, error 20009) until the call is final
 Anything else answers 404 with a Twilio-style JSON error body. Every request is logged; faults and
 delays can be injected for the next matching requests. All methods are thread-safe.
+
+Twilio keeps a record of every call, the caller's number in it, until the account deletes it; it
+refuses while the call is not final: until it has ended, for a while after (`call_final_after`
+seconds here; about a minute at Twilio, in rare cases up to 14 days), and, here, while any recording
+of the call still exists. The simulator's calls register themselves (`add_call`, `end_call`);
+`calls` remembers every call seen, deleted or not.
 """
 from __future__ import annotations
 
@@ -40,6 +49,8 @@ _RECORDING_PATH = re.compile(
 )
 
 _LIST_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings\.json$")
+_CALL_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Calls/(?P<sid>CA[0-9A-Za-z]+)(?P<ext>\.json)?$")
+NOT_FINAL = 20009  # "Cannot delete this resource before it is complete"
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 
 
@@ -85,6 +96,34 @@ class FakeRecording:
         }
 
 
+@dataclass
+class FakeCall:
+    """Twilio's record of one call. `deleted` once the account deleted it (the record stays here, for tests)."""
+
+    sid: str
+    account_sid: str
+    from_: str
+    to: str
+    started_at: datetime
+    status: str = "in-progress"
+    ended_at: datetime | None = None
+    ended_monotonic: float | None = None
+    final: bool = False  # made final by hand (make_final), whatever the time
+    deleted: bool = False
+
+    def resource(self) -> dict:
+        started = format_datetime(self.started_at)
+        ended = format_datetime(self.ended_at) if self.ended_at else None
+        duration = None if self.ended_at is None else str(max(0, round((self.ended_at - self.started_at).total_seconds())))
+        return {
+            "account_sid": self.account_sid, "api_version": API_VERSION, "sid": self.sid, "direction": "inbound",
+            "from": self.from_, "from_formatted": self.from_, "to": self.to, "to_formatted": self.to,
+            "status": self.status, "start_time": started, "end_time": ended, "duration": duration,
+            "date_created": started, "date_updated": ended or started, "parent_call_sid": None, "price": None,
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}.json",
+        }
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     method: str
@@ -95,6 +134,7 @@ class LoggedRequest:
     authenticated: bool
     recording_sid: str | None
     injected: bool = False  # the status came from fail_next()
+    call_sid: str | None = None  # for requests about a call's record
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} -> {self.status}{' (injected)' if self.injected else ''}"
@@ -117,14 +157,18 @@ def _matcher(pattern: str | Pattern[str]) -> Callable[[str], bool]:
 
 
 class FakeTwilio:
-    def __init__(self, account_sid: str | None = None, auth_token: str | None = None, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, account_sid: str | None = None, auth_token: str | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 call_final_after: float = 0.0):
         self.account_sid = account_sid or new_account_sid()
         self.auth_token = auth_token or new_auth_token()
+        self.call_final_after = call_final_after  # seconds after a call ended before its record may be deleted
         self._host, self._port = host, port
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._recordings: dict[str, FakeRecording] = {}
         self._deleted: list[str] = []
+        self._calls: dict[str, FakeCall] = {}
+        self._deleted_calls: list[str] = []
         self._log: list[LoggedRequest] = []
         self._faults: list[_Fault] = []
         self._server = None
@@ -194,6 +238,52 @@ class FakeTwilio:
         with self._lock:
             return list(self._deleted)
 
+    # -- call records ----------------------------------------------------------------------------
+
+    def add_call(self, sid: str | None = None, *, from_: str = "+447700900123", to: str = "+448000850000") -> str:
+        """A call arrives: Twilio opens its record of it (in progress). Returns the CallSid."""
+        sid = sid or new_sid("CA")
+        with self._lock:
+            self._calls[sid] = FakeCall(sid, self.account_sid, from_, to, datetime.now(timezone.utc))
+            self._changed.notify_all()
+        return sid
+
+    def end_call(self, sid: str, status: str = "completed") -> None:
+        """The call ends; its record becomes final `call_final_after` seconds later."""
+        with self._lock:
+            call = self._calls[sid]
+            if call.ended_at is None:
+                call.ended_at, call.ended_monotonic = datetime.now(timezone.utc), time.monotonic()
+            call.status = status
+            self._changed.notify_all()
+
+    def make_final(self, sid: str) -> None:
+        """Skip Twilio's wait: the (ended) call's record may be deleted now."""
+        with self._lock:
+            self._calls[sid].final = True
+
+    @property
+    def calls(self) -> dict[str, FakeCall]:
+        """Every call this fake has seen, by SID, those whose record was deleted included (`.deleted`)."""
+        with self._lock:
+            return {sid: FakeCall(**vars(call)) for sid, call in self._calls.items()}
+
+    @property
+    def deleted_calls(self) -> list[str]:
+        """CallSids whose record was deleted through the API, in order."""
+        with self._lock:
+            return list(self._deleted_calls)
+
+    def _not_final(self, call: FakeCall) -> str | None:
+        """Why the call's record cannot be deleted yet, or None."""
+        if call.ended_at is None:
+            return "the call is in progress"
+        if any(recording.call_sid == call.sid for recording in self._recordings.values()):
+            return "a recording of the call still exists"
+        if not call.final and time.monotonic() - call.ended_monotonic < self.call_final_after:
+            return "the call is not yet final"
+        return None
+
     # -- request log -----------------------------------------------------------------------------
 
     @property
@@ -201,10 +291,11 @@ class FakeTwilio:
         with self._lock:
             return list(self._log)
 
-    def requests(self, method: str | None = None, sid: str | None = None) -> list[LoggedRequest]:
+    def requests(self, method: str | None = None, sid: str | None = None, *, call_sid: str | None = None) -> list[LoggedRequest]:
         return [
             entry for entry in self.log
             if (method is None or entry.method == method.upper()) and (sid is None or entry.recording_sid == sid)
+            and (call_sid is None or entry.call_sid == call_sid)
         ]
 
     def wait_for(self, method: str, sid: str | None = None, *, status: int | None = None, timeout: float = 5.0) -> LoggedRequest:
@@ -261,6 +352,7 @@ class FakeTwilio:
         request = Request(environ)
         match = _RECORDING_PATH.match(request.path)
         sid = match["sid"] if match else None
+        call_match = _CALL_PATH.match(request.path)
         authenticated = self._authenticated(request)
         fault = self._take_fault(request.method, request.path)
         if fault and fault.delay:
@@ -268,9 +360,10 @@ class FakeTwilio:
         if fault and fault.status is not None:
             response = Response(fault.body or _error_body(fault.status, "Injected failure", request.path), fault.status, content_type="application/json")
         else:
-            response = self._answer(request, match, authenticated)
+            response = self._answer(request, match, authenticated, call_match)
         with self._lock:
-            self._log.append(LoggedRequest(request.method, request.path, response.status_code, time.time(), time.monotonic(), authenticated, sid, bool(fault and fault.status is not None)))
+            self._log.append(LoggedRequest(request.method, request.path, response.status_code, time.time(), time.monotonic(), authenticated, sid,
+                                           bool(fault and fault.status is not None), call_match["sid"] if call_match else None))
             self._changed.notify_all()
         return response(environ, start_response)
 
@@ -278,11 +371,13 @@ class FakeTwilio:
         auth = request.authorization
         return bool(auth and auth.type == "basic" and auth.username == self.account_sid and auth.password == self.auth_token)
 
-    def _answer(self, request: Request, match, authenticated: bool) -> Response:
+    def _answer(self, request: Request, match, authenticated: bool, call_match=None) -> Response:
         if not authenticated:
             response = _json_error(401, "Authenticate", request.path, code=20003)
             response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
             return response
+        if call_match is not None:
+            return self._call_record(request, call_match)
         listing = _LIST_PATH.match(request.path)
         if listing is not None and request.method in ("GET", "HEAD"):
             if listing["account"] != self.account_sid:
@@ -307,6 +402,24 @@ class FakeTwilio:
             if ext == ".json":
                 return Response(json.dumps(recording.resource(self.api_base)), 200, content_type="application/json")
             return _json_error(415, "FakeTwilio only serves recordings as WAV", request.path, code=20415)
+        return _json_error(405, f"Method {request.method} not allowed", request.path, code=20004)
+
+    def _call_record(self, request: Request, match) -> Response:
+        if match["account"] != self.account_sid:
+            return _json_error(403, "Authenticated account does not own this resource", request.path, code=20003)
+        with self._lock:
+            call = self._calls.get(match["sid"])
+            if call is None or call.deleted:
+                return _json_error(404, f"The requested resource {request.path} was not found", request.path, code=20404)
+            if request.method == "DELETE":
+                if self._not_final(call) is not None:
+                    return _json_error(400, "Cannot delete this resource before it is complete", request.path, code=NOT_FINAL)
+                call.deleted = True
+                self._deleted_calls.append(call.sid)
+                self._changed.notify_all()
+                return Response(status=204)
+            if request.method in ("GET", "HEAD"):
+                return Response(json.dumps(call.resource()), 200, content_type="application/json")
         return _json_error(405, f"Method {request.method} not allowed", request.path, code=20004)
 
     def _list_page(self, request: Request) -> Response:

@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from storage.files import PRIVATE_FILE, private_subfolder
 from storage.models import BlobRow
 
 _KEY = re.compile(r"[a-z]+(?:-[a-z]+)*/[0-9a-f]{32}")
@@ -48,7 +49,8 @@ class DatabaseBlobStore:
 
 
 class FolderBlobStore:
-    """Blobs as files. Written before the database commit (a crash leaves only an unreferenced file)."""
+    """Blobs as files, 0600 in folders 0700. Written before the database commit (a crash leaves only an
+    unreferenced file)."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -60,9 +62,12 @@ class FolderBlobStore:
 
     def put(self, session: Session, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_subfolder(self.root)
+        private_subfolder(path.parent)
         temporary = path.with_suffix(".partial")
-        with open(temporary, "wb") as handle:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, PRIVATE_FILE)  # a .partial left by a crash keeps whatever mode it had
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -3,31 +3,42 @@ that is console/keys.py)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.blobs import BlobStore, new_blob_key
-from storage.crypto import SealContext, seal
-from storage.models import Case, ReferenceLock, SealedItem, utcnow
-from storage.references import CaseReference, pin_matches
+from storage.crypto import CASE_OWNER, SealContext, seal
+from storage.models import Case, ReferenceFailureHour, ReferenceLock, SealedItem, UnlockFailureHour, utcnow
+from storage.references import PIN_LENGTH, CaseReference, pin_matches
 
-UNLOCK_FAILURE_LIMIT = 5
-UNLOCK_LOCK_PERIOD = timedelta(hours=1)
+log = logging.getLogger("hotline.storage.lockout")
+
+# Failed PINs against one reference, in all, after which it stays locked until a handler (the case page)
+# or an operator (`flask --app console unlock REFERENCE`) unlocks it. Not reset by the hour, nor by the
+# right PIN: a guesser gets 10 tries, not 10 between each of the caller's own call-backs.
+UNLOCK_FAILURE_LIMIT = 10
+# Failed PINs across all references in one clock hour above which the alert is logged (once an hour).
+UNLOCK_ALERT_THRESHOLD = 30
+HOURLY_COUNTS_KEPT = timedelta(days=7)  # the all-references counts, kept a week for context
+UNKNOWN_REFERENCE = "00000000"  # what a malformed reference counts against
 
 
 def open_case(session: Session, anonymous: bool) -> Case:
-    """A new case under a fresh reference (retrying the rare collision inside a savepoint)."""
+    """A new case under a fresh reference (retrying the rare collision inside a savepoint). Failures
+    keyed in against that reference before it was a case were not attempts on this one: they go."""
     for _ in range(20):
-        case = Case(reference=CaseReference.generate().digits, anonymous=anonymous)
+        case = Case(reference=CaseReference.generate().digits, anonymous=anonymous, pin_length=PIN_LENGTH)
         try:
             with session.begin_nested():
                 session.add(case)
                 session.flush()
+                _forget_failures(session, case.reference)
             return case
         except IntegrityError:
             continue
@@ -47,29 +58,123 @@ class UnlockResult:
 def unlock_case(session: Session, secret_key: str, reference: str, pin: str, now: datetime | None = None) -> UnlockResult:
     """Check a reference and PIN together. Whatever is wrong, the caller is told the same thing.
 
-    Failures count against the reference as keyed in, existing or not, so a lock says nothing about
-    whether a case exists; every path does the same constant-time PIN comparison.
+    Each attempt is counted as a failure first, atomically and in a transaction of its own that commits
+    before the PIN is even looked at, so concurrent attempts all count and a failure later in the
+    request cannot undo the count; the right PIN then takes its own attempt back. Failures count against
+    the reference as keyed in, existing or not, so a lock says nothing about whether a case exists;
+    every path does the same constant-time PIN comparison.
+
+    Commits the session: first whatever the caller had pending (on SQLite a second connection would
+    wait on this one's write lock), then the count, then a success's refund.
     """
     now = now or utcnow()
-    reference = reference if CaseReference.is_well_formed(reference) else "00000000"
-    lock = session.get(ReferenceLock, reference, with_for_update=True)
+    reference = reference if CaseReference.is_well_formed(reference) else UNKNOWN_REFERENCE
+    entered = pin if pin.isascii() and pin.isdigit() else "x"
+    session.commit()
+    failures = _count_failure(session, reference, now)
     case = find_case(session, reference)
-    pin_ok = pin_matches(secret_key, reference, pin if pin.isascii() and pin.isdigit() else "x")
-    locked = lock is not None and lock.locked_until is not None and lock.locked_until > now
-    if case is not None and pin_ok and not locked:
-        if lock is not None:
-            session.delete(lock)
+    pin_ok = pin_matches(secret_key, reference, entered, case.pin_length if case is not None else PIN_LENGTH)
+    locked_before = failures - 1 >= UNLOCK_FAILURE_LIMIT  # the failures counted before this attempt
+    if case is not None and pin_ok and not locked_before:
+        _refund_failure(session, reference, now)
         return UnlockResult(case, False)
-    if lock is None:
-        lock = ReferenceLock(reference=reference, failures=0)
-        session.add(lock)
-    if lock.locked_until is not None and lock.locked_until <= now:
-        lock.failures, lock.locked_until = 0, None
-    if not locked:
-        lock.failures += 1
-        if lock.failures >= UNLOCK_FAILURE_LIMIT:
-            lock.locked_until = now + UNLOCK_LOCK_PERIOD
-    return UnlockResult(None, lock.locked_until is not None and lock.locked_until > now)
+    return UnlockResult(None, failures >= UNLOCK_FAILURE_LIMIT)
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _upsert(session: Session, model, key: dict, counted):
+    """INSERT ... ON CONFLICT DO UPDATE SET failures = failures + 1 (SQLite 3.24+ and PostgreSQL): one
+    statement, so concurrent attempts neither collide on the first insert nor lose an increment."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**key, failures=1).on_conflict_do_update(
+        index_elements=list(key), set_={"failures": model.failures + 1})
+    return statement.returning(model.failures) if counted else statement
+
+
+def _count_failure(session: Session, reference: str, now: datetime) -> int:
+    """Count one failed attempt (against the reference, its hour, and all references' hour) and commit.
+    Returns the reference's failures, this one included. Always the same order of rows, so concurrent
+    attempts queue rather than deadlock."""
+    hour = _hour(now)
+    try:
+        failures = session.execute(_upsert(session, ReferenceLock, {"reference": reference}, True)).scalar_one()
+        session.execute(_upsert(session, ReferenceFailureHour, {"reference": reference, "hour": hour}, False))
+        everywhere = session.execute(_upsert(session, UnlockFailureHour, {"hour": hour}, True)).scalar_one()
+        session.execute(delete(UnlockFailureHour).where(UnlockFailureHour.hour < hour - HOURLY_COUNTS_KEPT))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    if everywhere == UNLOCK_ALERT_THRESHOLD + 1:
+        # Someone may be guessing PINs across many references. No reference, count or caller data here.
+        log.warning("ALERT: more than %d failed PIN attempts across all references this hour; "
+                    "the console's inbox shows the count, each case page its own", UNLOCK_ALERT_THRESHOLD)
+    return failures
+
+
+def _refund_failure(session: Session, reference: str, now: datetime) -> None:
+    """The right PIN: take back the failure counted for this attempt (the earlier ones stay), and commit."""
+    hour = _hour(now)
+    try:
+        session.execute(update(ReferenceLock).where(ReferenceLock.reference == reference)
+                        .values(failures=ReferenceLock.failures - 1))
+        session.execute(delete(ReferenceLock).where(ReferenceLock.reference == reference, ReferenceLock.failures <= 0))
+        lock_hour = (ReferenceFailureHour.reference == reference, ReferenceFailureHour.hour == hour)
+        session.execute(update(ReferenceFailureHour).where(*lock_hour).values(failures=ReferenceFailureHour.failures - 1))
+        session.execute(delete(ReferenceFailureHour).where(*lock_hour, ReferenceFailureHour.failures <= 0))
+        session.execute(update(UnlockFailureHour).where(UnlockFailureHour.hour == hour)
+                        .values(failures=UnlockFailureHour.failures - 1))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@dataclass(frozen=True)
+class LockState:
+    """A reference's failed attempts since a person last unlocked it, and the hours they fell in."""
+
+    failures: int
+    hours: list[tuple[datetime, int]]  # (start of the hour, failures in it), oldest first
+
+    @property
+    def locked(self) -> bool:
+        return self.failures >= UNLOCK_FAILURE_LIMIT
+
+
+def lock_state(session: Session, reference: str) -> LockState:
+    failures = session.scalar(select(ReferenceLock.failures).where(ReferenceLock.reference == reference)) or 0
+    hours = session.execute(
+        select(ReferenceFailureHour.hour, ReferenceFailureHour.failures)
+        .where(ReferenceFailureHour.reference == reference, ReferenceFailureHour.failures > 0)
+        .order_by(ReferenceFailureHour.hour)
+    ).all()
+    return LockState(failures, [(hour, count) for hour, count in hours])
+
+
+def unlock_reference(session: Session, reference: str) -> int:
+    """A handler's or operator's unlock: the reference's failures are forgotten. Returns how many there
+    were. The caller audits it and commits."""
+    return _forget_failures(session, reference)
+
+
+def _forget_failures(session: Session, reference: str) -> int:
+    failures = session.scalars(
+        delete(ReferenceLock).where(ReferenceLock.reference == reference).returning(ReferenceLock.failures)
+    ).first()
+    session.execute(delete(ReferenceFailureHour).where(ReferenceFailureHour.reference == reference))
+    return failures or 0
+
+
+def failures_this_hour(session: Session, now: datetime | None = None) -> int:
+    """Failed PIN attempts across all references in the current clock hour (the alert's count)."""
+    return session.scalar(select(UnlockFailureHour.failures).where(UnlockFailureHour.hour == _hour(now or utcnow()))) or 0
 
 
 # --- sealed items --------------------------------------------------------------------------------
@@ -81,9 +186,13 @@ class Sealer:
     public_key: X25519PublicKey
     blobs: BlobStore
 
-    def seal_item(self, session: Session, case: Case, kind: str, plaintext: bytes, note: dict | None = None) -> SealedItem:
-        sealed = seal(self.public_key, plaintext, SealContext(case.reference, kind))
+    def seal_item(self, session: Session, case: Case, kind: str, plaintext: bytes, note: dict | None = None,
+                  *, owner: str = CASE_OWNER) -> SealedItem:
+        """Seal and store one item, bound to its case, kind, blob key and owner: what will point at it
+        (take_owner, version_owner, event_owner below; CASE_OWNER for what belongs to the case as a whole).
+        The console opens it through that pointer only (console/keys.py)."""
         key = new_blob_key(kind)
+        sealed = seal(self.public_key, plaintext, SealContext(case.reference, kind, key, owner))
         self.blobs.put(session, key, sealed)
         item = SealedItem(case_id=case.id, kind=kind, blob_key=key, size=len(sealed), note=json.dumps(note) if note else None)
         session.add(item)
@@ -93,6 +202,21 @@ class Sealer:
     def destroy_item(self, session: Session, item: SealedItem) -> None:
         self.blobs.delete(session, item.blob_key)
         session.delete(item)
+
+
+def take_owner(recording_id: int) -> str:
+    """A take's audio (Recording.audio_item_id) and machine transcript (Recording.transcript_item_id)."""
+    return f"recording:{recording_id}"
+
+
+def version_owner(recording_id: int, version: int) -> str:
+    """A handler's corrected transcript (TranscriptVersion.item_id of that take and version)."""
+    return f"recording:{recording_id}/version:{version}"
+
+
+def event_owner(event_id: int) -> str:
+    """A note's text or a status change's reason (CaseEvent.item_id)."""
+    return f"case-event:{event_id}"
 
 
 def seal_contact_number(session: Session, sealer: Sealer, case: Case, number: str, confirmed: bool) -> SealedItem:

@@ -2,8 +2,24 @@
 
 Everything the hotline keeps about a case (recordings, transcripts, contact details, notes) is sealed to
 the hotline's X25519 public key: a fresh ephemeral key per item, HKDF-SHA256 to an AES-256-GCM key, and
-associated data naming the case and the kind of item, so a sealed blob moved to another case or passed
-off as another kind fails to open. The internet-facing side only ever holds the public key.
+associated data binding the item to its identity, so sealed bytes moved anywhere else fail to open.
+The internet-facing side only ever holds the public key.
+
+What the associated data binds (seal version 2, written since issue 8):
+- the case's reference and the item's kind: moved to another case, or passed off as another kind;
+- the item's blob key: bytes swapped between two blobs (sealed_blobs rows, or the folder store's files);
+- the item's owner, what points at it ("recording:17" for a take's audio and machine transcript,
+  "recording:17/version:2" for a correction, "case-event:5" for a note or a status reason, "case" for
+  what belongs to the case as a whole: contact numbers, reveal reasons). The owner is written in the
+  clear in the seal's header (it names only rows the database names anyway) and authenticated with the
+  rest; the console checks it against the pointer it opened the item through, so pointers swapped in
+  the database (Recording.audio_item_id and transcript_item_id, TranscriptVersion.item_id,
+  CaseEvent.item_id, SealedItem.blob_key) fail to open.
+
+Version 1 seals (case and kind only) still open: their bytes are unchanged, and the console accepts
+them with the binding they have. Layouts:
+  v1: 0x01 | ephemeral public key (32) | nonce (12) | ciphertext and tag
+  v2: 0x02 | ephemeral public key (32) | nonce (12) | owner length (1) | owner (ASCII) | ciphertext and tag
 
 Opening is a code boundary, not only a key boundary: `unseal` and unwrapping the private key live in
 `console/keys.py`, which the line and the workers never import (a test walks their imports). This module
@@ -15,6 +31,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 from base64 import b64encode
 from dataclasses import dataclass
@@ -27,9 +44,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-SEAL_VERSION = b"\x01"
-SEAL_INFO = b"hotline seal v1"
-SEAL_HEADER = len(SEAL_VERSION) + 32 + 12
+from storage.files import private_directory
+
+SEAL_V1, SEAL_V2 = b"\x01", b"\x02"
+SEAL_VERSION = SEAL_V2  # what seal() writes
+SEAL_INFO = {SEAL_V1: b"hotline seal v1", SEAL_V2: b"hotline seal v2"}
+SEAL_HEADER = 1 + 32 + 12  # version, ephemeral public key, nonce (v2 then adds the owner)
+CASE_OWNER = "case"  # an item that belongs to its case as a whole, not to a take or an event
+_OWNER = re.compile(r"[a-z]+(?:-[a-z]+)*(?::[0-9A-Za-z_-]+)?(?:/[a-z]+:[0-9A-Za-z_-]+)*")
 WRAP_FORMAT = "hotline-private-key-v1"
 # scrypt cost: about 0.1 s and 32 MiB on a laptop; an operator types the passphrase rarely.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
@@ -45,18 +67,37 @@ class KeyFileError(Exception):
 
 @dataclass(frozen=True)
 class SealContext:
-    """What a sealed item is bound to; both must match to open it."""
+    """What a sealed item is bound to. Sealing: all four (owner: what the item belongs to). Opening: the
+    case, kind and blob key as the database has them, and owner as the pointer the item was reached
+    through, or None to accept whatever owner the seal names (an export of every item of a case)."""
 
     case_reference: str
     kind: str
+    blob_key: str | None = None
+    owner: str | None = None
 
-    def associated_data(self) -> bytes:
+    def v1_associated_data(self) -> bytes:
         return f"hotline/v1|case={self.case_reference}|kind={self.kind}".encode()
 
+    def v2_associated_data(self, owner: str) -> bytes:
+        if self.blob_key is None:
+            raise ValueError("a v2 seal binds its blob key")
+        fields = (self.case_reference, self.kind, self.blob_key, owner)
+        if any("|" in field or "=" in field for field in fields):  # each field must end where it seems to
+            raise ValueError("a sealed item's case, kind, blob key and owner hold no '|' or '='")
+        return f"hotline/v2|case={self.case_reference}|kind={self.kind}|blob={self.blob_key}|owner={owner}".encode()
 
-def derive_item_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+
+def check_owner(owner: str) -> bytes:
+    encoded = owner.encode("ascii") if owner.isascii() else b""
+    if not _OWNER.fullmatch(owner) or not 0 < len(encoded) < 256:
+        raise ValueError(f"not an owner a seal can name: {owner!r}")
+    return encoded
+
+
+def derive_item_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes, version: bytes = SEAL_V2) -> bytes:
     return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient_public, info=SEAL_INFO
+        algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient_public, info=SEAL_INFO[version]
     ).derive(shared)
 
 
@@ -65,12 +106,17 @@ def raw_public_bytes(public_key: X25519PublicKey) -> bytes:
 
 
 def seal(public_key: X25519PublicKey, plaintext: bytes, context: SealContext) -> bytes:
+    """A v2 seal: context must name the blob key the bytes will be stored under, and the owner."""
+    if context.owner is None:
+        raise ValueError("a v2 seal binds its owner")
+    owner = check_owner(context.owner)
+    associated_data = context.v2_associated_data(context.owner)
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = raw_public_bytes(ephemeral.public_key())
-    key = derive_item_key(ephemeral.exchange(public_key), ephemeral_public, raw_public_bytes(public_key))
+    key = derive_item_key(ephemeral.exchange(public_key), ephemeral_public, raw_public_bytes(public_key), SEAL_V2)
     nonce = os.urandom(12)
-    ciphertext = AESGCM(key).encrypt(nonce, plaintext, context.associated_data())
-    return SEAL_VERSION + ephemeral_public + nonce + ciphertext
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, associated_data)
+    return SEAL_V2 + ephemeral_public + nonce + bytes([len(owner)]) + owner + ciphertext
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -127,8 +173,8 @@ def wrap_private_key(private_key: X25519PrivateKey, passphrase: str) -> str:
 
 
 def write_key_pair(directory: Path, passphrase: str) -> tuple[Path, Path]:
-    """Create hotline.pub and hotline.key (wrapped) in directory; never overwrites a key."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create hotline.pub and hotline.key (wrapped) in directory (0700); never overwrites a key."""
+    private_directory(directory)
     public_path, private_path = directory / "hotline.pub", directory / "hotline.key"
     for path in (public_path, private_path):
         if path.exists():

@@ -2,15 +2,44 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.files import create_private_file, tighten_file
+
+# SQLite makes these beside the database, with the database file's own permissions.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory or URI-style database."""
+    url = make_url(database_url)
+    name = url.database
+    if not url.drivername.startswith("sqlite") or not name or name == ":memory:" or name.startswith("file:") \
+            or url.query.get("mode") == "memory":
+        return None
+    return Path(name)
+
+
+def prepare_sqlite_file(database_url: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, 0644 by default, and
+    give its -wal and -shm files the same), and tighten one made before, with its companions."""
+    path = sqlite_file(database_url)
+    if path is None:
+        return
+    if path.parent.is_dir():
+        create_private_file(path)
+    for companion in ("", *SQLITE_COMPANIONS):
+        tighten_file(path.with_name(path.name + companion))
 
 
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
+        prepare_sqlite_file(database_url)
         engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -21,6 +50,8 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Deleted or overwritten content is zeroed, not left in free space: an erased Twilio id is gone.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -3,10 +3,13 @@ those live only inside sealed blobs (see storage.crypto)."""
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -24,6 +27,20 @@ from sqlalchemy.types import TypeDecorator
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# Cases, calls, takes, sealed items and jobs get random ids, not a sequence: ids in insertion order would
+# interleave anonymous cases with named ones, whose times are precise (storage/anonymity.py). 53 bits, so
+# an id is exact in any JSON or JavaScript number; a clash is as likely as guessing one in 10^15.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER is 64-bit, and the rowid
+
+
+def random_id() -> int:
+    return secrets.randbelow(2**53 - 1) + 1
+
+
+def _random_id_column():
+    return mapped_column(ROW_ID, primary_key=True, autoincrement=False, default=random_id)
 
 
 class UTCDateTime(TypeDecorator):
@@ -48,6 +65,69 @@ def enum_column(enum_class: type[enum.Enum], length: int = 32) -> Enum:
     return Enum(enum_class, native_enum=False, length=length, create_constraint=False,
                 values_callable=lambda members: [member.value for member in members], validate_strings=True)
 
+
+# --- the line's and the workers' states and kinds ----------------------------------------------------
+# StrEnums (str and Enum): `job.state == "done"` still holds, and each prints as its value, as the plain
+# strings these columns held before did (`jobs status`, `cases`, log lines). Stored as that value in the
+# same VARCHAR (enum_column), so no migration.
+
+class CallStatus(enum.StrEnum):
+    """Twilio's CallStatus values (ivr/events.py allow-lists them from its webhooks)."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+class CallPurpose(enum.StrEnum):
+    REPORT = "report"  # a new report
+    ADD = "add"  # adding to an earlier report, by reference and PIN
+
+
+class TakeDecision(enum.StrEnum):
+    KEEP = "keep"
+    DISCARD = "discard"  # the caller chose to record again: the take is removed everywhere
+
+
+class TwilioRecordingStatus(enum.StrEnum):
+    """What Twilio said of a take: pending until its recording status callback."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+    FAILED = "failed"
+
+
+class TranscriptionStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobKind(enum.StrEnum):
+    STORE_RECORDING = "store-recording"
+    DISCARD_RECORDING = "discard-recording"
+    DELETE_CALL = "delete-call"  # Twilio's record of a call, once it is final (jobs/calls.py)
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # every attempt used: waits for an operator (`flask --app app jobs retry`)
+
+
+# --- the console's ---------------------------------------------------------------------------------
 
 class CaseStatus(str, enum.Enum):
     NEW = "new"
@@ -130,6 +210,7 @@ class AuditAction(str, enum.Enum):
     CONTACT_REVEALED = "contact-revealed"
     AUDIT_VIEWED = "audit-viewed"
     CASE_DECRYPTED = "case-decrypted"  # an operator's `decrypt` command
+    REFERENCE_UNLOCKED = "reference-unlocked"  # call-backs unlocked after failed PINs (console or operator)
 
 
 class Base(DeclarativeBase):
@@ -149,56 +230,72 @@ class Case(Base):
     # The inbox always sorts urgent cases first, then by when they came in: one index serves both.
     __table_args__ = (Index("ix_cases_urgent_created_at", "urgent", "created_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = _random_id_column()
     reference: Mapped[str] = mapped_column(String(8), unique=True)
     anonymous: Mapped[bool] = mapped_column(Boolean)
     category: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus, 24), default=CaseStatus.NEW, index=True)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # Digits in the case's PIN (storage/references.py): 6 for cases opened from migration 0004 on; cases
+    # opened before it keep the 4-digit PIN they were read (the server default fills them in).
+    pin_length: Mapped[int] = mapped_column(Integer, default=6, server_default="4")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    recordings: Mapped[list["Recording"]] = relationship(back_populates="case", order_by="Recording.id")
-    items: Mapped[list["SealedItem"]] = relationship(back_populates="case", order_by="SealedItem.id")
+    recordings: Mapped[list["Recording"]] = relationship(
+        back_populates="case", order_by=lambda: TAKE_ORDER)
+    items: Mapped[list["SealedItem"]] = relationship(
+        back_populates="case", order_by=lambda: (SealedItem.created_at, SealedItem.id))
 
 
 class Call(Base):
-    """One phone call's progress through the menu; holds nothing that identifies the caller."""
+    """One phone call's progress through the menu; holds nothing that identifies the caller. Its CallSid
+    is kept only until Twilio's record of the call is deleted (jobs/calls.py), then erased with every
+    RecordingSid of the call."""
 
     __tablename__ = "calls"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
-    purpose: Mapped[str | None] = mapped_column(String(16))  # "report" | "add"
+    id: Mapped[int] = _random_id_column()
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("cases.id"))
+    purpose: Mapped[CallPurpose | None] = mapped_column(enum_column(CallPurpose, 16))
     pending_reference: Mapped[str | None] = mapped_column(String(8))
     failed_unlocks: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="in-progress")
+    status: Mapped[CallStatus] = mapped_column(enum_column(CallStatus, 16), default=CallStatus.IN_PROGRESS)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Twilio's record of the call (the caller's number in it) is deleted: no Twilio id of the call is kept.
+    deleted_at_twilio: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     case: Mapped[Case | None] = relationship()
 
 
 class Recording(Base):
-    """One take of a spoken report, keyed by Twilio's RecordingSid so retried callbacks land once."""
+    """One take of a spoken report, keyed by Twilio's RecordingSid so retried callbacks land once. The
+    SIDs (and the URL, which holds one) are erased with the call's, once its record at Twilio is deleted."""
 
     __tablename__ = "recordings"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    call_sid: Mapped[str] = mapped_column(String(64), index=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    # "keep" unless the caller chose to record again; a discarded take is removed everywhere.
-    decision: Mapped[str] = mapped_column(String(16), default="keep")
-    # What Twilio said of it: "pending" until the status callback, then "completed", "absent" or "failed".
-    twilio_status: Mapped[str] = mapped_column(String(16), default="pending")
+    id: Mapped[int] = _random_id_column()
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("calls.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), index=True)
+    # Its place among the case's takes (1, 2, ...): takes are ordered by this, not by id or by a time that
+    # may be rounded to the hour.
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Kept unless the caller chose to record again; a discarded take is removed everywhere.
+    decision: Mapped[TakeDecision] = mapped_column(enum_column(TakeDecision, 16), default=TakeDecision.KEEP)
+    # What Twilio said of it: pending until the status callback, then completed, absent or failed.
+    twilio_status: Mapped[TwilioRecordingStatus] = mapped_column(
+        enum_column(TwilioRecordingStatus, 16), default=TwilioRecordingStatus.PENDING)
     recording_url: Mapped[str | None] = mapped_column(String(512))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    audio_item_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_items.id"))
-    transcript_item_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_items.id"))
-    transcription_status: Mapped[str] = mapped_column(String(16), default="pending")
+    audio_item_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("sealed_items.id"))
+    transcript_item_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("sealed_items.id"))
+    transcription_status: Mapped[TranscriptionStatus] = mapped_column(
+        enum_column(TranscriptionStatus, 16), default=TranscriptionStatus.PENDING)
     transcription_error: Mapped[str | None] = mapped_column(Text)
     transcription_attempts: Mapped[int] = mapped_column(Integer, default=0)
     deleted_at_twilio: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -209,13 +306,18 @@ class Recording(Base):
     transcript_item: Mapped["SealedItem | None"] = relationship(foreign_keys=[transcript_item_id])
 
 
+# The order of a case's takes, as they came in: by position (ids are random, and an anonymous take's time
+# is rounded to the hour); the time and id only break ties for rows made without one (position 0).
+TAKE_ORDER = (Recording.position, Recording.created_at, Recording.id)
+
+
 class SealedItem(Base):
     """Metadata for one sealed blob; the bytes live in the blob store under blob_key."""
 
     __tablename__ = "sealed_items"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    id: Mapped[int] = _random_id_column()
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # "recording" | "transcript" | "contact"
     blob_key: Mapped[str] = mapped_column(String(128), unique=True)
     size: Mapped[int] = mapped_column(Integer)
@@ -236,25 +338,52 @@ class BlobRow(Base):
 
 
 class ReferenceLock(Base):
-    """Failed unlock attempts against one entered reference (whether or not such a case exists)."""
+    """Failed unlock attempts against one entered reference (whether or not such a case exists), since a
+    person last unlocked it. Counted with one atomic upsert per attempt (storage/cases.py); at 10 the
+    reference stays locked until a handler or operator unlocks it."""
 
     __tablename__ = "reference_locks"
 
     reference: Mapped[str] = mapped_column(String(8), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReferenceFailureHour(Base):
+    """How many of a reference's failed attempts fell in each hour, for the case page. The hour only:
+    a precise time could be matched against the phone network's record of who called."""
+
+    __tablename__ = "reference_failure_hours"
+
+    reference: Mapped[str] = mapped_column(String(8), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnlockFailureHour(Base):
+    """Failed unlock attempts across all references, per hour: what the guessing alert counts."""
+
+    __tablename__ = "unlock_failure_hours"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Job(Base):
-    """Durable work for the workers; the row, not the queue, is the truth, so a dead worker loses nothing."""
+    """Durable work for the workers; the row, not the queue, is the truth, so a dead worker loses nothing.
+    A job is about one take (recording_id) or one call (call_id), never both."""
 
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("kind", "recording_id"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "recording_id"),
+        UniqueConstraint("kind", "call_id", name="uq_jobs_kind_call_id"),
+        CheckConstraint("(recording_id IS NULL) <> (call_id IS NULL)", name="one_subject"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done|failed
+    id: Mapped[int] = _random_id_column()
+    kind: Mapped[JobKind] = mapped_column(enum_column(JobKind, 32))
+    recording_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("recordings.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("calls.id"), index=True)
+    state: Mapped[JobState] = mapped_column(enum_column(JobState, 16), default=JobState.QUEUED, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -351,13 +480,13 @@ class CaseEvent(Base):
     __tablename__ = "case_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), index=True)
     kind: Mapped[CaseEventKind] = mapped_column(enum_column(CaseEventKind, 16))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     old_value: Mapped[str | None] = mapped_column(String(32))
     new_value: Mapped[str | None] = mapped_column(String(32))
-    item_id: Mapped[int | None] = mapped_column(ForeignKey("sealed_items.id"))
-    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
+    item_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("sealed_items.id"))
+    recording_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("recordings.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[User | None] = relationship()
@@ -372,9 +501,9 @@ class TranscriptVersion(Base):
     __table_args__ = (UniqueConstraint("recording_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), index=True)
+    recording_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("recordings.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    item_id: Mapped[int] = mapped_column(ForeignKey("sealed_items.id"))
+    item_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("sealed_items.id"))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -388,7 +517,7 @@ class CaseView(Base):
     __tablename__ = "case_views"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), primary_key=True)
     last_viewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -4,6 +4,12 @@ A reference is 7 random digits and a Damm check digit, which catches every singl
 every swap of two neighbours before the database is asked. The PIN is derived from the reference with
 the server's secret key (HMAC), so it is never stored anywhere, can be read back as often as the caller
 asks, and a copy of the database alone reveals none.
+
+PINs are 6 digits. Cases opened before that keep their 4-digit PIN (Case.pin_length says which): both are
+the same HMAC taken modulo 10**length, so an old caller's note stays right. The lock-out, not the PIN,
+keeps out someone who holds a reference (10 failures in all, then only a person unlocks it: see
+storage/cases.py), so a guesser's chance is 10 in 10**length: 1 in 100,000 with 6 digits against 1 in
+1,000 with 4, for two more digits read out in two groups of three and keyed in once per call-back.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ _DAMM = (
     (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
 )
 REFERENCE_LENGTH = 8
-PIN_LENGTH = 4
+PIN_LENGTH = 6  # every case opened from migration 0004 on
+LEGACY_PIN_LENGTH = 4  # cases opened before it keep the PIN they were given
+PIN_LENGTHS = (LEGACY_PIN_LENGTH, PIN_LENGTH)
 
 
 def damm_check_digit(digits: str) -> str:
@@ -59,10 +67,14 @@ class CaseReference:
         return self.digits
 
 
-def pin_for(secret_key: str, reference: str) -> str:
+def pin_for(secret_key: str, reference: str, length: int = PIN_LENGTH) -> str:
+    """The case's PIN; `length` is the case's pin_length (4 only for cases opened before 6-digit PINs)."""
+    if length not in PIN_LENGTHS:
+        raise ValueError("a PIN is 4 or 6 digits")
     number = int.from_bytes(keyed_digest(secret_key, "case-pin", reference)[:8], "big")
-    return str(number % 10**PIN_LENGTH).zfill(PIN_LENGTH)
+    return str(number % 10**length).zfill(length)
 
 
-def pin_matches(secret_key: str, reference: str, entered: str) -> bool:
-    return hmac.compare_digest(pin_for(secret_key, reference).encode(), entered.encode())
+def pin_matches(secret_key: str, reference: str, entered: str, length: int = PIN_LENGTH) -> bool:
+    """Constant time. Only the case's own length is accepted: a 6-digit case refuses its last 4 digits."""
+    return hmac.compare_digest(pin_for(secret_key, reference, length).encode(), entered.encode())

@@ -1,8 +1,9 @@
-"""Every test app gets its own temporary database, data directory and freshly generated keys."""
+"""Every test app gets its own temporary database and data directory, with the run's key pair in it."""
 from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,17 @@ ACCOUNT_SID = "AC" + "0" * 31 + "1"  # obviously fake, shaped like Twilio's
 PUBLIC_BASE_URL = "https://hotline.test"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def key_passphrase() -> str:
     return secrets.token_urlsafe(18)
+
+
+@pytest.fixture(scope="session")
+def _key_pair_files(tmp_path_factory, key_passphrase: str) -> Path:
+    """One key pair for the run, made once: scrypt costs a quarter of a second per test otherwise."""
+    directory = tmp_path_factory.mktemp("key-pair") / "keys"
+    write_key_pair(directory, key_passphrase)
+    return directory
 
 
 @pytest.fixture
@@ -29,14 +38,23 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def key_dir(data_dir: Path, key_passphrase: str) -> Path:
-    write_key_pair(data_dir / "keys", key_passphrase)
-    return data_dir / "keys"
+def key_dir(data_dir: Path, _key_pair_files: Path) -> Path:
+    """The run's key pair, copied into this test's own data directory."""
+    keys = data_dir / "keys"
+    keys.mkdir(mode=0o700)
+    for path in _key_pair_files.iterdir():
+        shutil.copy2(path, keys / path.name)
+    return keys
+
+
+@pytest.fixture(scope="session")
+def _private_key(_key_pair_files: Path, key_passphrase: str):
+    return load_private_key(_key_pair_files / "hotline.key", key_passphrase)
 
 
 @pytest.fixture
-def private_key(key_dir: Path, key_passphrase: str):
-    return load_private_key(key_dir / "hotline.key", key_passphrase)
+def private_key(key_dir: Path, _private_key):
+    return _private_key
 
 
 @pytest.fixture
@@ -78,7 +96,7 @@ def settings_env(data_dir: Path, key_dir: Path, fake_twilio, twilio_auth_token: 
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": twilio_auth_token,
-        "HOTLINE_SECRET_KEY": secrets.token_urlsafe(48),
+        "HOTLINE_PIN_KEY": secrets.token_urlsafe(48),
         "HOTLINE_DATA_DIR": str(data_dir),
         "TWILIO_API_BASE": fake_twilio.api_base,
         "HOTLINE_WORKER": "off",
@@ -144,6 +162,6 @@ def transcriber(model_path: Path):
 
 @pytest.fixture(scope="session")
 def utterances():
-    from transcription import speech_corpus
+    from tests.support import speech_corpus
 
     return {utterance.id: utterance for utterance in speech_corpus.load_utterances()}

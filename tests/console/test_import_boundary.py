@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE_SIDE = ["app.py", "cli.py", "settings.py", "ivr", "jobs", "storage", "transcription", "simulator"]
-OPENING_NAMES = {"unseal", "open_item", "unwrap_private_key", "load_private_key", "open_for_session"}
+LINE_SIDE = ["app.py", "cli.py", "wiring.py", "settings.py", "ivr", "jobs", "storage", "transcription", "simulator"]
+OPENING_NAMES = {"unseal", "unseal_with_owner", "open_item", "open_item_with_owner", "unwrap_private_key",
+                 "load_private_key", "open_for_session"}
 
 PROBE = """
 import importlib, json, pkgutil, sys
@@ -22,7 +23,7 @@ sys.path.insert(0, {root!r})
 import app
 from settings import Settings
 line = app.create_app(Settings.from_env())
-for name in ["cli", "jobs.worker", "jobs.celery_app", "ivr.views"] + {extra!r}:
+for name in ["cli", "wiring", "jobs.worker", "jobs.celery_app", "jobs.dispatch", "ivr.views"] + {extra!r}:
     importlib.import_module(name)
 for package in ("storage", "transcription"):
     module = importlib.import_module(package)

@@ -111,7 +111,9 @@ def test_the_whole_anonymous_report_reads_back_reference_and_pin(call, hotline):
     assert case.category == "sexual-misconduct"
     assert CaseReference.is_well_formed(case.reference)
     assert call.hears(", ".join(case.reference[:4]))
-    assert call.hears(", ".join(pin_for(hotline.settings.secret_key, case.reference)))
+    pin = pin_for(hotline.settings.secret_key, case.reference)
+    assert len(pin) == 6 and case.pin_length == 6
+    assert call.hears(f"Your PIN is {pin[0]}, {pin[1]}, {pin[2]}. {pin[3]}, {pin[4]}, {pin[5]}.")  # two groups of three
     call.presses("1")  # hear them again
     assert call.hears(", ".join(case.reference[4:]))
     call.presses("9")
@@ -215,6 +217,36 @@ def test_adding_to_an_earlier_report_attaches_the_new_take_to_that_case(hotline)
     with hotline.db.session() as session:
         assert session.scalar(select(Recording.case_id).where(Recording.recording_sid == sid)) == case.id
         assert session.scalar(select(Call.purpose).where(Call.call_sid == again.call_sid)) == "add"
+
+
+def test_the_pin_is_asked_for_as_six_keys_or_four_and_the_hash_key(call):
+    call.presses("2")
+    call.presses("12345678")
+    gather = call.waiting_for
+    assert (gather.step, gather.num_digits, gather.finish_on_key) == ("pin", 6, "#")
+    assert call.hears(prompts.ENTER_PIN) and "4 digits, press the hash key" in prompts.ENTER_PIN
+
+
+def test_a_case_from_before_six_digit_pins_is_read_and_unlocked_with_its_four_digit_pin(hotline):
+    first = FlowCall(hotline)
+    first.presses("1"); first.presses("1"); first.presses("3")
+    first.records()
+    with hotline.db.session() as session:
+        case = session.scalar(select(Case))
+        case.pin_length = 4  # as migration 0004 leaves the cases already there
+        session.commit()
+    first.presses("1")
+    old_pin = pin_for(hotline.settings.secret_key, case.reference, 4)
+    assert first.hears(f"Your PIN is {', '.join(old_pin)}.")
+
+    again = FlowCall(hotline)
+    again.presses("2")
+    again.presses(case.reference)
+    again.presses(pin_for(hotline.settings.secret_key, case.reference))  # the 6-digit derivation is not its PIN
+    assert again.hears(prompts.UNLOCK_FAILED)
+    again.presses(case.reference)
+    again.presses(old_pin)
+    assert again.hears(prompts.UNLOCKED)
 
 
 def test_silence_instead_of_a_recording_asks_again_then_says_goodbye(call):

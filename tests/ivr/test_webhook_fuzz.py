@@ -253,7 +253,8 @@ class Records(logging.Handler):
 
 
 # What the webhooks write; emptied now and then so that comparing every table stays cheap.
-WRITTEN_BY_WEBHOOKS = {"jobs", "recordings", "sealed_items", "sealed_blobs", "calls", "cases", "reference_locks"}
+WRITTEN_BY_WEBHOOKS = {"jobs", "recordings", "sealed_items", "sealed_blobs", "calls", "cases", "reference_locks",
+                       "reference_failure_hours", "unlock_failure_hours"}
 
 
 def _empty_webhook_tables(db) -> None:

@@ -10,10 +10,10 @@ from tests.support.transcribers import FakeTranscriber
 
 
 def test_jobs_run_transcribes_before_it_deletes_twilio_s_copy(app, hotline, fake_twilio, monkeypatch):
-    import app as app_module
+    import wiring
 
     model = FakeTranscriber()
-    monkeypatch.setattr(app_module, "make_transcriber", lambda settings: model)
+    monkeypatch.setattr(wiring, "make_transcriber", lambda settings: model)
     recording_id, sid = recorded_take(hotline, fake_twilio, phone_wav(1.0))
     result = app.test_cli_runner().invoke(args=["jobs", "run"])
     assert result.exit_code == 0, result.output

@@ -78,7 +78,7 @@ def test_only_one_job_of_a_take_runs_at_a_time(hotline, fake_twilio):
             discard = session.scalar(select(Job).where(Job.kind == queue.DISCARD_RECORDING))
             assert discard.state == "queued"
             assert queue.due_job_ids(session) == []
-            assert queue.claim(session, discard.id) is None
+            assert queue.claim(session, discard.id, lease=hotline.workshop.lease) is None
     finally:
         held.release.set()
         first.join(30)
@@ -185,12 +185,12 @@ def test_a_job_whose_owner_died_on_this_machine_is_taken_over_without_waiting_fo
         with hotline.db.session() as session:
             session.get(Job, job_id).owner = held_by_worker
             session.commit()
-            assert queue.claim(session) is None  # its owner still runs: the lease stands
+            assert queue.claim(session, lease=hotline.workshop.lease) is None  # its owner still runs: the lease stands
     finally:
         worker.kill()
         worker.wait()
     with hotline.db.session() as session:
-        taken = queue.claim(session)
+        taken = queue.claim(session, lease=hotline.workshop.lease)
         assert taken is not None and taken.id == job_id and taken.owner != held_by_worker
 
 
@@ -200,5 +200,5 @@ def test_an_owner_on_another_machine_is_trusted_until_its_lease_runs_out(hotline
         job_id = queue.claim(session, lease=timedelta(minutes=5)).id
         session.get(Job, job_id).owner = "0000000000000000/1/1/elsewhere/0123456789abcdef"
         session.commit()
-        assert queue.claim(session) is None
-        assert queue.claim(session, now=utcnow() + timedelta(minutes=6)).id == job_id
+        assert queue.claim(session, lease=hotline.workshop.lease) is None
+        assert queue.claim(session, now=utcnow() + timedelta(minutes=6), lease=hotline.workshop.lease).id == job_id

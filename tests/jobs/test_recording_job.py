@@ -101,7 +101,7 @@ def test_a_job_that_keeps_failing_gives_up_and_leaves_twilio_s_copy(hotline, fak
 def test_a_job_whose_worker_died_is_picked_up_again_after_its_lease(hotline, fake_twilio, wav):
     recording_id, sid = recorded_take(hotline, fake_twilio, wav)
     with hotline.db.session() as session:
-        abandoned = queue.claim(session)  # a worker took it, then its process died
+        abandoned = queue.claim(session, lease=hotline.workshop.lease)  # a worker took it, then its process died
         assert abandoned is not None
     assert run_job(hotline.workshop) is None  # still leased
     with hotline.db.session() as session:
@@ -114,8 +114,8 @@ def test_a_job_whose_worker_died_is_picked_up_again_after_its_lease(hotline, fak
 def test_twice_claimed_job_is_won_by_one_worker_only(hotline, fake_twilio, wav):
     recorded_take(hotline, fake_twilio, wav)
     with hotline.db.session() as first, hotline.db.session() as second:
-        assert queue.claim(first) is not None
-        assert queue.claim(second) is None
+        assert queue.claim(first, lease=hotline.workshop.lease) is not None
+        assert queue.claim(second, lease=hotline.workshop.lease) is None
 
 
 def test_absent_recording_is_noted_and_not_fetched(hotline, fake_twilio, wav):

@@ -12,7 +12,7 @@ from jobs.worker import run_until_idle
 from console.keys import open_item
 from storage.models import Job, Recording, SealedItem
 from tests.support.takes import recorded_take, watch_twilio_deletes
-from transcription import speech_corpus
+from tests.support import speech_corpus
 from transcription.audio import decode_recording
 from transcription.recognizer import Transcript
 

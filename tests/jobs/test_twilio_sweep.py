@@ -129,7 +129,7 @@ def test_a_sweep_leaves_a_kept_take_with_a_waiting_job_alone(hotline, fake_twili
     sweep_twilio(hotline.workshop)
     assert sid in fake_twilio.recordings
     with hotline.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.kind == "store-recording")) == 1
         assert session.scalar(select(func.count()).select_from(SealedItem)) == 0
 
 

@@ -9,7 +9,7 @@ from storage.models import Job, Recording, SealedItem
 from tests.support.processes import wait_until
 from tests.support.processes import RedisServer, Worker
 from tests.support.takes import recorded_take
-from transcription import speech_corpus
+from tests.support import speech_corpus
 
 pytestmark = pytest.mark.slow
 

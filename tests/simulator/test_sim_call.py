@@ -225,6 +225,15 @@ def test_status_callback_ends_every_call(sim, toy):
     assert VOICE_PARAMS <= set(status.params)
 
 
+def test_twilio_keeps_a_record_of_every_call_placed_until_it_is_deleted(sim, fake_twilio):
+    call = sim.dial(from_="+447700900123")
+    record = fake_twilio.calls[call.call_sid]
+    assert record.status == "in-progress" and record.from_ == "+447700900123" and record.ended_at is None
+    call.hangs_up()
+    record = fake_twilio.calls[call.call_sid]
+    assert record.status == "completed" and record.ended_at is not None and not record.deleted
+
+
 def test_a_silent_recording_is_absent_and_skips_the_action(sim, toy, fake_twilio):
     call = sim.dial()
     call.presses("1")

@@ -143,3 +143,64 @@ def test_context_manager_stops_the_server():
         requests.get(base + "/", timeout=1)
     with pytest.raises(RuntimeError):
         fake.api_base
+
+
+# --- call records -------------------------------------------------------------------------------
+
+def _call_url(fake, sid: str) -> str:
+    return f"{fake.api_base}/2010-04-01/Accounts/{fake.account_sid}/Calls/{sid}.json"
+
+
+def test_a_call_record_is_kept_for_every_call_seen_and_served_as_twilio_does(fake_twilio, auth):
+    sid = fake_twilio.add_call(from_="+447700900123", to="+448000850000")
+    assert re.fullmatch(r"CA[0-9a-f]{32}", sid)
+    resource = requests.get(_call_url(fake_twilio, sid), auth=auth).json()
+    assert resource["sid"] == sid and resource["status"] == "in-progress" and resource["from"] == "+447700900123"
+    fake_twilio.end_call(sid)
+    assert requests.get(_call_url(fake_twilio, sid), auth=auth).json()["status"] == "completed"
+    assert set(fake_twilio.calls) == {sid} and not fake_twilio.calls[sid].deleted
+    assert requests.delete(_call_url(fake_twilio, sid)).status_code == 401  # Basic auth, as for recordings
+
+
+def test_a_call_record_cannot_be_deleted_before_it_is_final(fake_twilio, auth):
+    fake_twilio.call_final_after = 0.3  # seconds after the call ended (Twilio: a minute, up to 14 days)
+    sid = fake_twilio.add_call()
+    refused = requests.delete(_call_url(fake_twilio, sid), auth=auth)
+    assert refused.status_code == 400 and refused.json()["code"] == 20009  # still in progress
+    fake_twilio.end_call(sid)
+    refused = requests.delete(_call_url(fake_twilio, sid), auth=auth)
+    assert refused.status_code == 400 and refused.json()["code"] == 20009  # ended, not yet final
+    assert "before it is complete" in refused.json()["message"]
+    time.sleep(0.35)
+    assert requests.delete(_call_url(fake_twilio, sid), auth=auth).status_code == 204
+    assert requests.delete(_call_url(fake_twilio, sid), auth=auth).status_code == 404
+    assert requests.get(_call_url(fake_twilio, sid), auth=auth).status_code == 404
+    assert fake_twilio.calls[sid].deleted and fake_twilio.deleted_calls == [sid]
+    assert [e.status for e in fake_twilio.requests("DELETE", call_sid=sid)] == [400, 400, 204, 404]
+
+
+def test_a_call_record_is_never_deleted_while_its_recordings_exist(fake_twilio, auth):
+    sid = fake_twilio.add_call()
+    recording, url = fake_twilio.add_recording(WAV, call_sid=sid)
+    fake_twilio.end_call(sid)
+    refused = requests.delete(_call_url(fake_twilio, sid), auth=auth)
+    assert refused.status_code == 400 and refused.json()["code"] == 20009
+    assert requests.delete(url + ".json", auth=auth).status_code == 204
+    assert requests.delete(_call_url(fake_twilio, sid), auth=auth).status_code == 204
+
+
+def test_an_unknown_call_or_another_account_s(fake_twilio, auth):
+    assert requests.delete(_call_url(fake_twilio, "CA" + "a" * 32), auth=auth).status_code == 404
+    sid = fake_twilio.add_call()
+    foreign = f"{fake_twilio.api_base}/2010-04-01/Accounts/AC{'b' * 32}/Calls/{sid}.json"
+    assert requests.delete(foreign, auth=auth).status_code == 403
+    assert not fake_twilio.calls[sid].deleted
+
+
+def test_make_final_lets_a_test_skip_twilio_s_wait(fake_twilio, auth):
+    fake_twilio.call_final_after = 3600
+    sid = fake_twilio.add_call()
+    fake_twilio.end_call(sid)
+    assert requests.delete(_call_url(fake_twilio, sid), auth=auth).status_code == 400
+    fake_twilio.make_final(sid)
+    assert requests.delete(_call_url(fake_twilio, sid), auth=auth).status_code == 204

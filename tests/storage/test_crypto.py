@@ -14,7 +14,8 @@ from storage.crypto import (
     write_key_pair,
 )
 
-CONTEXT = SealContext("12345674", "recording")
+BLOB_KEY = "recording/" + "0" * 32
+CONTEXT = SealContext("12345674", "recording", BLOB_KEY, "recording:1")
 
 
 def test_sealed_audio_opens_only_with_the_private_key_and_its_own_context():
@@ -25,9 +26,27 @@ def test_sealed_audio_opens_only_with_the_private_key_and_its_own_context():
     with pytest.raises(SealError):
         unseal(generate_private_key(), sealed, CONTEXT)
     with pytest.raises(SealError):
-        unseal(key, sealed, SealContext("12345674", "transcript"))
+        unseal(key, sealed, SealContext("12345674", "transcript", BLOB_KEY, "recording:1"))
     with pytest.raises(SealError):
-        unseal(key, sealed, SealContext("99999990", "recording"))
+        unseal(key, sealed, SealContext("99999990", "recording", BLOB_KEY, "recording:1"))
+    with pytest.raises(SealError):  # bytes stored under another blob key
+        unseal(key, sealed, SealContext("12345674", "recording", "recording/" + "1" * 32, "recording:1"))
+    with pytest.raises(SealError):  # reached through another take's pointer
+        unseal(key, sealed, SealContext("12345674", "recording", BLOB_KEY, "recording:2"))
+    assert unseal(key, sealed, SealContext("12345674", "recording", BLOB_KEY)) == b"RIFF the recording"
+
+
+def test_a_seal_names_what_it_belongs_to_and_nothing_that_would_blur_its_binding():
+    from console.keys import unseal_with_owner
+
+    key = generate_private_key()
+    sealed = seal(key.public_key(), b"a note", SealContext("12345674", "note", "note/" + "2" * 32, "case-event:5"))
+    assert unseal_with_owner(key, sealed, SealContext("12345674", "note", "note/" + "2" * 32)) == (b"a note", "case-event:5")
+    for bad in ("", "case|kind=x", "recording:1=2", "x" * 300, "récording:1"):
+        with pytest.raises(ValueError):
+            seal(key.public_key(), b"x", SealContext("12345674", "note", "note/" + "2" * 32, bad))
+    with pytest.raises(ValueError):
+        seal(key.public_key(), b"x", SealContext("12345674", "note"))  # no blob key, no owner
 
 
 @pytest.mark.parametrize("position", [0, 1, 40, 50, -1])

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from storage.cases import UNLOCK_FAILURE_LIMIT, open_case, unlock_case
-from storage.models import ReferenceLock, utcnow
+from storage.cases import UNLOCK_FAILURE_LIMIT, lock_state, open_case, unlock_case, unlock_reference
+from storage.models import Case, ReferenceLock, utcnow
 from storage.references import CaseReference, damm_check_digit, pin_for, pin_matches
 
 
@@ -34,13 +34,27 @@ def test_damm_known_value():
     assert damm_check_digit("572") == "4"  # the worked example of Damm's algorithm
 
 
-def test_pin_is_four_digits_stable_and_depends_on_the_secret():
+def test_pin_is_six_digits_stable_and_depends_on_the_secret():
     pin = pin_for("s" * 40, "12345674")
-    assert len(pin) == 4 and pin.isdigit()
+    assert len(pin) == 6 and pin.isdigit()
     assert pin == pin_for("s" * 40, "12345674")
     assert pin_matches("s" * 40, "12345674", pin)
-    assert not pin_matches("s" * 40, "12345674", str((int(pin) + 1) % 10000).zfill(4))
+    assert not pin_matches("s" * 40, "12345674", _wrong(pin))
     assert any(pin_for(f"{i}" * 40, "12345674") != pin for i in range(10))
+
+
+def test_a_case_from_before_six_digit_pins_keeps_its_four_digit_pin():
+    old = pin_for("s" * 40, "12345674", 4)
+    assert len(old) == 4 and old.isdigit()
+    assert pin_matches("s" * 40, "12345674", old, 4)
+    assert not pin_matches("s" * 40, "12345674", old)  # a 6-digit case refuses the short derivation
+    assert not pin_matches("s" * 40, "12345674", pin_for("s" * 40, "12345674"), 4)
+    with pytest.raises(ValueError):
+        pin_for("s" * 40, "12345674", 5)
+
+
+def _wrong(pin: str) -> str:
+    return str((int(pin) + 1) % 10 ** len(pin)).zfill(len(pin))
 
 
 @pytest.fixture
@@ -56,23 +70,63 @@ def test_unlock_with_the_right_reference_and_pin(session, settings):
     assert result.case is case and not result.locked
 
 
-def test_five_failures_lock_a_reference_for_an_hour_even_against_the_right_pin(session, settings):
+def test_ten_failures_lock_a_reference_until_a_person_unlocks_it(session, settings):
     case = open_case(session, anonymous=True)
     pin = pin_for(settings.secret_key, case.reference)
-    wrong = str((int(pin) + 1) % 10000).zfill(4)
     now = utcnow()
     for attempt in range(UNLOCK_FAILURE_LIMIT):
-        result = unlock_case(session, settings.secret_key, case.reference, wrong, now)
+        result = unlock_case(session, settings.secret_key, case.reference, _wrong(pin), now + timedelta(hours=attempt))
         assert result.case is None
-    assert result.locked
-    assert unlock_case(session, settings.secret_key, case.reference, pin, now + timedelta(minutes=59)).case is None
-    assert unlock_case(session, settings.secret_key, case.reference, pin, now + timedelta(minutes=61)).case is case
-    assert session.scalar(select(ReferenceLock)) is None  # a success clears the record
+    assert result.locked and lock_state(session, case.reference).locked
+    for later in (timedelta(hours=61), timedelta(days=400)):
+        assert unlock_case(session, settings.secret_key, case.reference, pin, now + later).case is None
+    assert unlock_reference(session, case.reference) == UNLOCK_FAILURE_LIMIT + 2  # the right PIN twice too
+    session.commit()
+    assert unlock_case(session, settings.secret_key, case.reference, pin).case is case
+    assert session.scalar(select(ReferenceLock)) is None
+
+
+def test_the_right_pin_does_not_wipe_earlier_failures(session, settings):
+    case = open_case(session, anonymous=True)
+    pin = pin_for(settings.secret_key, case.reference)
+    for _ in range(3):
+        unlock_case(session, settings.secret_key, case.reference, _wrong(pin))
+    assert unlock_case(session, settings.secret_key, case.reference, pin).case is case
+    state = lock_state(session, case.reference)
+    assert state.failures == 3 and not state.locked
+    assert sum(count for _, count in state.hours) == 3
+    assert all(hour.minute == hour.second == hour.microsecond == 0 for hour, _ in state.hours)  # the hour only
 
 
 def test_a_reference_that_does_not_exist_locks_just_the_same(session, settings):
     reference = CaseReference.generate().digits
     now = utcnow()
     for _ in range(UNLOCK_FAILURE_LIMIT):
-        result = unlock_case(session, settings.secret_key, reference, "1234", now)
+        result = unlock_case(session, settings.secret_key, reference, "123456", now)
     assert result.case is None and result.locked
+
+
+def test_a_case_opened_before_six_digit_pins_unlocks_with_its_four_digit_pin(session, settings):
+    case = open_case(session, anonymous=True)
+    case.pin_length = 4  # as migration 0004 leaves the cases already there
+    session.commit()
+    old_pin = pin_for(settings.secret_key, case.reference, 4)
+    assert unlock_case(session, settings.secret_key, case.reference, pin_for(settings.secret_key, case.reference)).case is None
+    assert unlock_case(session, settings.secret_key, case.reference, old_pin).case is case
+
+
+def test_new_cases_get_six_digit_pins(session, settings):
+    case = open_case(session, anonymous=False)
+    session.commit()
+    assert session.scalar(select(Case.pin_length).where(Case.id == case.id)) == 6
+
+
+def test_a_new_case_does_not_inherit_failures_keyed_in_before_it_existed(session, settings, monkeypatch):
+    reference = CaseReference.generate().digits
+    for _ in range(UNLOCK_FAILURE_LIMIT):
+        unlock_case(session, settings.secret_key, reference, "123456")
+    monkeypatch.setattr(CaseReference, "generate", classmethod(lambda cls: cls(reference)))
+    case = open_case(session, anonymous=True)
+    session.commit()
+    assert case.reference == reference and lock_state(session, reference).failures == 0
+    assert unlock_case(session, settings.secret_key, reference, pin_for(settings.secret_key, reference)).case is case

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from transcription import speech_corpus
+from tests.support import speech_corpus
 from transcription.model import fetch_model
 
 

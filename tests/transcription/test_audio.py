@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from transcription import speech_corpus
+from tests.support import speech_corpus
 from transcription.audio import AudioError, decode_recording, to_model_input
 
 LIBRIVOX = "librivox/sense_and_sensibility_01_austen_64kb-0870"  # 7.1 s

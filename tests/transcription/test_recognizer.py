@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import vosk
 
-from transcription import speech_corpus
+from tests.support import speech_corpus
 from transcription.audio import decode_recording
 from transcription.recognizer import Transcriber, Transcript, Word, transcribe_recording
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from jobs.worker import run_until_idle
+from storage.cases import take_owner
 from storage.models import AuditAction, AuditEntry, Recording
 from tests.support.audio import phone_wav
 from tests.support.takes import recorded_take
@@ -58,7 +59,8 @@ def named_case_saying(hotline, fake_twilio, console, words: str, contact_number:
     run_until_idle(hotline.workshop)
     with console.db.session() as session:
         recording = session.get(Recording, recording_id)
-        item = console.sealer.seal_item(session, recording.case, "transcript", transcript_saying(words).to_json())
+        item = console.sealer.seal_item(session, recording.case, "transcript", transcript_saying(words).to_json(),
+                                        owner=take_owner(recording_id))
         recording.transcript_item_id, recording.transcription_status = item.id, "done"
         session.commit()
         return CaseWithTake(recording.case.reference, recording_id)

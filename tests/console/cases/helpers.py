@@ -14,8 +14,9 @@ from html.parser import HTMLParser
 
 from sqlalchemy import select
 
-from storage.cases import open_case, seal_contact_number
-from storage.models import Case, CaseEvent, CaseEventKind, CaseStatus, Recording, TranscriptVersion, utcnow
+from jobs.takes import next_position
+from storage.cases import open_case, seal_contact_number, take_owner, version_owner
+from storage.models import TAKE_ORDER, Case, CaseEvent, CaseEventKind, CaseStatus, Recording, TranscriptVersion, utcnow
 from tests.console.support import csrf_token
 from transcription.recognizer import Transcript, Word
 
@@ -65,12 +66,13 @@ class CaseFiles:
                 recording_sid="RE" + secrets.token_hex(16), call_sid=take.call or "CA" + secrets.token_hex(16),
                 case_id=case.id, decision=take.decision, twilio_status="completed", duration_seconds=take.seconds,
                 transcription_status=take.status or ("done" if take.spoken is not None else "pending"),
-                created_at=take.at or utcnow(),
+                created_at=take.at or utcnow(), position=next_position(session, case.id),  # as the line numbers takes
             )
             session.add(recording)
             session.flush()
             if take.spoken is not None:
-                item = self.console.sealer.seal_item(session, case, "transcript", transcript_of(take.spoken).to_json())
+                item = self.console.sealer.seal_item(session, case, "transcript", transcript_of(take.spoken).to_json(),
+                                                     owner=take_owner(recording.id))
                 recording.transcript_item_id = item.id
             session.commit()
             return recording.id
@@ -82,7 +84,7 @@ class CaseFiles:
             version = 1 + len(session.scalars(
                 select(TranscriptVersion).where(TranscriptVersion.recording_id == recording_id)).all()) + 1
             item = self.console.sealer.seal_item(session, recording.case, "transcript-version",
-                                                 transcript_of(spoken).to_json())
+                                                 transcript_of(spoken).to_json(), owner=version_owner(recording_id, version))
             session.add(TranscriptVersion(recording_id=recording_id, version=version, item_id=item.id,
                                           author_id=author_id))
             session.add(CaseEvent(case_id=recording.case_id, kind=CaseEventKind.CORRECTION, actor_id=author_id,
@@ -94,7 +96,7 @@ class CaseFiles:
     def takes_of(self, reference: str) -> list[int]:
         with self.console.db.session() as session:
             case = session.scalar(select(Case).where(Case.reference == reference))
-            return list(session.scalars(select(Recording.id).where(Recording.case_id == case.id).order_by(Recording.id)))
+            return list(session.scalars(select(Recording.id).where(Recording.case_id == case.id).order_by(*TAKE_ORDER)))
 
 
 # --- reading pages ---------------------------------------------------------------------------------

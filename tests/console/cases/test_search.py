@@ -165,5 +165,5 @@ def test_the_index_reads_the_same_version_as_the_transcripts_module(console, cas
 
             item = session.get(SealedItem, by_take[number].item_id)
             _, newest = newest_transcript(session, opener, session.get(Recording, recording_id))
-            assert words_of_transcript(opener.open(session, item)) == " ".join(w.text for w in newest.words)
+            assert words_of_transcript(opener.open(session, item, by_take[number].owner)) == " ".join(w.text for w in newest.words)
     assert words_of_transcript(b'{"text": "only text", "words": []}') == "only text"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from jobs.worker import run_until_idle
+from storage.cases import take_owner
 from storage.models import AuditAction, AuditEntry, Recording
 from tests.console.support import csrf_token
 from tests.support.audio import phone_wav
@@ -72,7 +73,8 @@ def a_sealed_take(hotline, fake_twilio, wav: bytes | None = None) -> Take:
 def seal_machine_transcript(console, take: Take, transcript: Transcript | None = None) -> None:
     with console.db.session() as session:
         recording = session.get(Recording, take.recording_id)
-        item = console.sealer.seal_item(session, recording.case, "transcript", (transcript or machine_transcript()).to_json())
+        item = console.sealer.seal_item(session, recording.case, "transcript", (transcript or machine_transcript()).to_json(),
+                                        owner=take_owner(recording.id))
         recording.transcript_item_id = item.id
         recording.transcription_status = "done"
         session.commit()
