@@ -167,7 +167,7 @@ def seed(console, private_key, case_count: int, sign_ins: int, rng: random.Rando
                 recording_rows.append({
                     "id": recording_id, "recording_sid": "RE" + secrets.token_hex(16),
                     "call_sid": first_call if take == 0 or rng.random() < 0.5 else "CA" + secrets.token_hex(16),
-                    "case_id": case_id, "decision": "keep", "twilio_status": "completed", "recording_url": None,
+                    "case_id": case_id, "position": take + 1, "decision": "keep", "twilio_status": "completed", "recording_url": None,
                     "duration_seconds": seconds, "audio_item_id": None, "transcript_item_id": transcript_id,
                     "transcription_status": state, "transcription_error": None, "transcription_attempts": 1,
                     "deleted_at_twilio": True, "created_at": at})

@@ -10,7 +10,11 @@ never raced):
 - a take we know, already stored (or with nothing to store: absent, failed): deleted at Twilio again;
 - a take the caller deleted: deleted at Twilio now; its discard job destroys whatever we hold;
 - a recording we never heard of, of a call we know that has a case: taken in as a take of that case;
-- any other recording: deleted. The Twilio account must therefore serve this hotline only.
+- any other recording: deleted. The Twilio account must therefore serve this hotline only;
+- then the account's call records: of each call final (completed, busy, failed, no-answer, canceled)
+  that ended longer ago than SETTLE_MARGIN, one we know gets its call-record job (jobs/calls.py) if it
+  has none; one we never heard of is deleted at Twilio (if Twilio refuses, not yet final or with
+  recordings left, the next sweep tries again). Calls still going or just ended are left alone.
 
 Every sweep also repeats the alert for jobs that gave up, until an operator deals with them, and makes
 the call-record job (jobs/calls.py) of any call whose status callback never came, once it is older than
@@ -31,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs import calls, queue
 from jobs.takes import DISCARD, next_position
-from jobs.twilio_rest import TwilioUnavailable
+from jobs.twilio_rest import CallNotFinal, TwilioUnavailable
 from storage.models import Call, Job, JobState, Recording, TwilioRecordingStatus, utcnow
 
 log = logging.getLogger("hotline.sweep")
@@ -41,19 +45,35 @@ SETTLE_MARGIN = timedelta(minutes=10)
 FINISHED = (TwilioRecordingStatus.COMPLETED, TwilioRecordingStatus.ABSENT, TwilioRecordingStatus.FAILED)
 _RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+# A call's status in Twilio's list once it is over; any other (queued, ringing, in-progress): still going.
+FINAL_CALL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 def sweep_twilio(workshop, now: datetime | None = None) -> Counter | None:
-    """One sweep; returns what it did per recording (e.g. Counter(deleted=2, queued=1)), or None if
-    Twilio could not be listed (the next sweep tries again). New jobs are left due in the database."""
+    """One sweep; returns what it did per recording and call (e.g. Counter(deleted=2, queued=1,
+    **{"call deleted": 1})), or None if Twilio could list neither (the next sweep tries again). A
+    failure to list one does not stop the other. New jobs are left due in the database."""
     alert_failed_jobs(workshop)
     calls_without_status_callback(workshop, now)
+    now = now or utcnow()
+    recordings = _sweep_recordings(workshop, now)  # first: a call's record goes once its recordings are gone
+    call_records = _sweep_calls(workshop, now)
+    if recordings is None and call_records is None:
+        return None
+    done = Counter()
+    done.update(recordings or {})
+    done.update(call_records or {})
+    if any(action in done for action in ("deleted", "queued", "taken in", "failed", "call deleted", "call job queued", "call failed")):
+        log.info("Twilio sweep: %s", ", ".join(f"{count} {action}" for action, count in sorted(done.items())))
+    return done
+
+
+def _sweep_recordings(workshop, now: datetime) -> Counter | None:
     try:
         listing = list(workshop.twilio.list_recordings())
     except TwilioUnavailable as error:
         log.warning("Twilio sweep: could not list the recordings Twilio holds (%s); trying again next sweep", error)
         return None
-    now = now or utcnow()
     settled_before = now - timedelta(seconds=workshop.settings.max_recording_seconds) - SETTLE_MARGIN
     done: Counter = Counter()
     for resource in listing:
@@ -64,9 +84,47 @@ def sweep_twilio(workshop, now: datetime | None = None) -> Counter | None:
             log.warning("Twilio sweep: %s", error)
         except IntegrityError:
             done["taken in elsewhere"] += 1  # another worker's sweep inserted it first
-    if any(action in done for action in ("deleted", "queued", "taken in", "failed")):
-        log.info("Twilio sweep: %s", ", ".join(f"{count} {action}" for action, count in sorted(done.items())))
     return done
+
+
+def _sweep_calls(workshop, now: datetime) -> Counter | None:
+    try:
+        listing = list(workshop.twilio.list_calls())
+    except TwilioUnavailable as error:
+        log.warning("Twilio sweep: could not list the call records Twilio holds (%s); trying again next sweep", error)
+        return None
+    settled_before = now - SETTLE_MARGIN
+    done: Counter = Counter()
+    for resource in listing:
+        try:
+            done[_sweep_call(workshop, resource, settled_before)] += 1
+        except CallNotFinal:
+            done["call not final"] += 1  # or recordings of it are left: the next sweep tries again
+        except TwilioUnavailable as error:
+            done["call failed"] += 1
+            log.warning("Twilio sweep: %s", error)
+    return done
+
+
+def _sweep_call(workshop, resource: dict, settled_before: datetime) -> str:
+    sid, status = resource.get("sid"), resource.get("status")
+    if not isinstance(sid, str) or not _CALL_SID.fullmatch(sid):
+        return "not a call SID"
+    if status not in FINAL_CALL:
+        return "call still going"
+    ended = _twilio_time(resource.get("end_time"))
+    if ended is None or ended > settled_before:
+        return "call too recent"
+    with workshop.db.session() as session:
+        call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
+        if call_id is not None:
+            if session.scalar(select(Job.id).where(Job.kind == queue.DELETE_CALL, Job.call_id == call_id)) is not None:
+                return "call has its job"  # waiting, done (Twilio catching up) or gave up (alerted)
+            queue.enqueue(session, queue.DELETE_CALL, call_id=call_id)
+            session.commit()
+            return "call job queued"
+    workshop.twilio.delete_call(sid)  # nothing held open across the call to Twilio
+    return "call deleted"
 
 
 def _sweep_one(workshop, resource: dict, settled_before: datetime) -> str:

@@ -1,5 +1,5 @@
-"""The calls we make to Twilio's REST API: fetch a recording, delete it, list the account's recordings,
-delete a call's record.
+"""The calls we make to Twilio's REST API: fetch a recording, delete it, list the account's recordings
+and call records, delete a call's record.
 
 Errors name no SID, URL or response body: their messages reach job rows (last_error), `jobs retry` and
 the logs, which must hold no Twilio id of an anonymous call (storage/anonymity.py). What they say is
@@ -86,25 +86,32 @@ class TwilioRest:
         """Every recording the account holds (Twilio's resource dicts), following next_page_uri. A next
         page is only ever this account's recording list at our configured API base: the credentials
         are never sent anywhere a response points to."""
-        prefix = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings.json"
+        return self._list("Recordings", "recordings", "recording", page_size, max_pages)
+
+    def list_calls(self, page_size: int = 100, max_pages: int = 1000) -> Iterator[dict]:
+        """Every call record the account holds (Twilio's resource dicts), paged as list_recordings."""
+        return self._list("Calls", "calls", "call", page_size, max_pages)
+
+    def _list(self, name: str, key: str, noun: str, page_size: int, max_pages: int) -> Iterator[dict]:
+        prefix = f"/{API_VERSION}/Accounts/{self.account_sid}/{name}.json"
         path = f"{prefix}?PageSize={page_size}"
         for _ in range(max_pages):
-            response = self._request("GET", self.api_base + path, "list the recordings")
+            response = self._request("GET", self.api_base + path, f"list the {key}")
             if response.status_code >= 400:
-                raise TwilioUnavailable(f"Twilio answered {response.status_code} to list recordings")
+                raise TwilioUnavailable(f"Twilio answered {response.status_code} to list {key}")
             try:
                 page = response.json()
-                recordings, path = page["recordings"], page.get("next_page_uri")
-                if not isinstance(recordings, list) or not all(isinstance(r, dict) for r in recordings):
+                items, path = page[key], page.get("next_page_uri")
+                if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
                     raise TypeError
             except (ValueError, KeyError, TypeError):
-                raise TwilioUnavailable("Twilio's list of recordings was not the JSON expected") from None
-            yield from recordings
+                raise TwilioUnavailable(f"Twilio's list of {key} was not the JSON expected") from None
+            yield from items
             if not path:
                 return
             if not isinstance(path, str) or not path.startswith(prefix + "?") or any(c in path for c in "\\#\r\n"):
-                raise TwilioUnavailable("Twilio's next page of recordings is not this account's recording list")
-        raise TwilioUnavailable(f"Twilio's list of recordings ran past {max_pages} pages")
+                raise TwilioUnavailable(f"Twilio's next page of {key} is not this account's {noun} list")
+        raise TwilioUnavailable(f"Twilio's list of {key} ran past {max_pages} pages")
 
     def _request(self, method: str, url: str, action: str) -> requests.Response:
         try:

@@ -72,7 +72,7 @@ class InProcessWorker:
             except Exception as error:
                 log.warning("Twilio sweep failed: %s", type(error).__name__)
                 done = None
-            if done and (done["queued"] or done["taken in"]):
+            if done and (done["queued"] or done["taken in"] or done["call job queued"]):
                 self._wake.set()
             delay = self.sweep_seconds
 

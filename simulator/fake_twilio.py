@@ -13,6 +13,8 @@ Served (HTTP basic auth with the account SID and auth token, as Twilio requires)
                                                             at a time (PageSize, default 50, at most 1000;
                                                             next_page_uri carries Page and PageToken;
                                                             optional CallSid filter), as Twilio pages lists
+    GET    /2010-04-01/Accounts/{AC}/Calls.json             the account's call records not deleted, newest
+                                                            first, paged the same way
     GET    /2010-04-01/Accounts/{AC}/Calls/{CA}.json        a call's record (the caller's number among it)
     DELETE /2010-04-01/Accounts/{AC}/Calls/{CA}.json        204, the record is gone; refused as Twilio does
                                                             (400, error 20009) until the call is final
@@ -48,7 +50,7 @@ _RECORDING_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings/(?P<sid>RE[0-9A-Za-z]+)(?P<ext>\.wav|\.mp3|\.json)?$"
 )
 
-_LIST_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Recordings\.json$")
+_LIST_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/(?P<list>Recordings|Calls)\.json$")
 _CALL_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9A-Za-z]+)/Calls/(?P<sid>CA[0-9A-Za-z]+)(?P<ext>\.json)?$")
 NOT_FINAL = 20009  # "Cannot delete this resource before it is complete"
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
@@ -240,20 +242,23 @@ class FakeTwilio:
 
     # -- call records ----------------------------------------------------------------------------
 
-    def add_call(self, sid: str | None = None, *, from_: str = "+447700900123", to: str = "+448000850000") -> str:
-        """A call arrives: Twilio opens its record of it (in progress). Returns the CallSid."""
+    def add_call(self, sid: str | None = None, *, from_: str = "+447700900123", to: str = "+448000850000",
+                 started_at: datetime | None = None) -> str:
+        """A call arrives: Twilio opens its record of it (in progress). Returns the CallSid.
+        `started_at` back-dates it (its start_time)."""
         sid = sid or new_sid("CA")
         with self._lock:
-            self._calls[sid] = FakeCall(sid, self.account_sid, from_, to, datetime.now(timezone.utc))
+            self._calls[sid] = FakeCall(sid, self.account_sid, from_, to, started_at or datetime.now(timezone.utc))
             self._changed.notify_all()
         return sid
 
-    def end_call(self, sid: str, status: str = "completed") -> None:
-        """The call ends; its record becomes final `call_final_after` seconds later."""
+    def end_call(self, sid: str, status: str = "completed", *, ended_at: datetime | None = None) -> None:
+        """The call ends; its record becomes final `call_final_after` seconds later. `ended_at`
+        back-dates its end_time (not when it becomes final)."""
         with self._lock:
             call = self._calls[sid]
             if call.ended_at is None:
-                call.ended_at, call.ended_monotonic = datetime.now(timezone.utc), time.monotonic()
+                call.ended_at, call.ended_monotonic = ended_at or datetime.now(timezone.utc), time.monotonic()
             call.status = status
             self._changed.notify_all()
 
@@ -382,7 +387,15 @@ class FakeTwilio:
         if listing is not None and request.method in ("GET", "HEAD"):
             if listing["account"] != self.account_sid:
                 return _json_error(403, "Authenticated account does not own this resource", request.path, code=20003)
-            return self._list_page(request)
+            if listing["list"] == "Calls":
+                with self._lock:
+                    found = [(c.started_at, c.sid, c) for c in self._calls.values() if not c.deleted]
+                return self._list_page(request, "Calls", "calls", found, lambda call: call.resource())
+            call_sid = request.args.get("CallSid")
+            with self._lock:
+                found = [(r.created_at, r.sid, r) for r in self._recordings.values() if call_sid is None or r.call_sid == call_sid]
+            return self._list_page(request, "Recordings", "recordings", found, lambda r: r.resource(self.api_base),
+                                   f"&CallSid={call_sid}" if call_sid else "")
         if match is None:
             return _json_error(404, f"The requested resource {request.path} was not found", request.path, code=20404)
         if match["account"] != self.account_sid:
@@ -422,9 +435,11 @@ class FakeTwilio:
                 return Response(json.dumps(call.resource()), 200, content_type="application/json")
         return _json_error(405, f"Method {request.method} not allowed", request.path, code=20004)
 
-    def _list_page(self, request: Request) -> Response:
-        """One page of the list, newest first. The PageToken names the last recording of the page
-        before, so recordings deleted while a client pages through do not make it skip any."""
+    def _list_page(self, request: Request, name: str, key: str, found: list[tuple[datetime, str, object]],
+                   resource: Callable[[object], dict], filters: str = "") -> Response:
+        """One page of a list (Recordings or Calls), newest first. `found`: (when, sid, item) of every
+        item listed. The PageToken names the last item of the page before, so items deleted while a
+        client pages through do not make it skip any."""
         args = request.args
         try:
             size = int(args.get("PageSize", DEFAULT_PAGE_SIZE))
@@ -433,24 +448,20 @@ class FakeTwilio:
             return _json_error(400, "PageSize and Page must be integers", request.path, code=20001)
         if not 1 <= size <= MAX_PAGE_SIZE or page < 0:
             return _json_error(400, f"PageSize must be between 1 and {MAX_PAGE_SIZE}", request.path, code=20001)
-        call_sid = args.get("CallSid")
-        with self._lock:
-            found = [r for r in self._recordings.values() if call_sid is None or r.call_sid == call_sid]
-        found.sort(key=_newest_first)
+        found = sorted(found, key=_newest_first)
         token = args.get("PageToken")
         if token:
             after = _token_key(token)
             if after is None:
                 return _json_error(400, "Invalid PageToken", request.path, code=20001)
-            found = [r for r in found if _newest_first(r) > after]
+            found = [entry for entry in found if _newest_first(entry) > after]
         elif page:
             found = found[page * size:]
         chosen = found[:size]
-        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings.json"
-        filters = f"&CallSid={call_sid}" if call_sid else ""
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/{name}.json"
         start = page * size
         body = {
-            "recordings": [r.resource(self.api_base) for r in chosen],
+            key: [resource(item) for _, _, item in chosen],
             "page": page,
             "page_size": size,
             "start": start,
@@ -464,20 +475,20 @@ class FakeTwilio:
         return Response(json.dumps(body), 200, content_type="application/json")
 
 
-def _newest_first(recording: FakeRecording) -> tuple[int, str]:
-    return (-_micros(recording.created_at), recording.sid)
+def _newest_first(entry: tuple[datetime, str, object]) -> tuple[int, str]:
+    return (-_micros(entry[0]), entry[1])
 
 
 def _micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
 
 
-def _page_token(recording: FakeRecording) -> str:
-    return f"PA{_micros(recording.created_at)}_{recording.sid}"
+def _page_token(entry: tuple[datetime, str, object]) -> str:
+    return f"PA{_micros(entry[0])}_{entry[1]}"
 
 
 def _token_key(token: str) -> tuple[int, str] | None:
-    match = re.fullmatch(r"PA(?P<micros>-?[0-9]+)_(?P<sid>RE[0-9a-f]{32})", token)
+    match = re.fullmatch(r"PA(?P<micros>-?[0-9]+)_(?P<sid>(RE|CA)[0-9a-f]{32})", token)
     if match is None:
         return None
     return (-int(match["micros"]), match["sid"])

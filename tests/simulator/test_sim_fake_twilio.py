@@ -51,7 +51,7 @@ def test_unknown_recording_and_foreign_account(fake_twilio, auth):
     sid, _ = fake_twilio.add_recording(WAV)
     foreign = f"{fake_twilio.api_base}/2010-04-01/Accounts/AC{'b' * 32}/Recordings/{sid}"
     assert requests.get(foreign, auth=auth).status_code == 403
-    assert requests.get(f"{fake_twilio.api_base}/2010-04-01/Accounts/{auth[0]}/Calls.json", auth=auth).status_code == 404
+    assert requests.get(f"{fake_twilio.api_base}/2010-04-01/Accounts/{auth[0]}/Conferences.json", auth=auth).status_code == 404
 
 
 def test_delete_removes_the_recording(fake_twilio, auth):
