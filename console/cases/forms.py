@@ -38,6 +38,16 @@ def _text(form: MultiDict, name: str) -> str:
     return "".join(ch for ch in value if ch in "\n\t" or ch >= " ").strip()
 
 
+def _required_text(form: MultiDict, name: str, longest: int, missing: str, too_long: str) -> str:
+    """A field that must be filled, up to `longest` characters; otherwise the form's own message."""
+    value = _text(form, name)
+    if not value:
+        raise FormError(missing)
+    if len(value) > longest:
+        raise FormError(too_long)
+    return value
+
+
 def _choice(raw: str, enum_class, problems: list[str], what: str):
     if not raw:
         return None
@@ -168,21 +178,13 @@ def parse_urgent_form(form: MultiDict) -> bool:
 
 
 def parse_note_form(form: MultiDict) -> str:
-    text = _text(form, "text")
-    if not text:
-        raise FormError("Write something in the note first.")
-    if len(text) > NOTE_MAX_CHARS:
-        raise FormError(f"A note is at most {NOTE_MAX_CHARS:,} characters; nothing was saved.")
-    return text
+    return _required_text(form, "text", NOTE_MAX_CHARS, "Write something in the note first.",
+                          f"A note is at most {NOTE_MAX_CHARS:,} characters; nothing was saved.")
 
 
 def parse_reveal_form(form: MultiDict) -> str:
-    reason = _text(form, "reason")
-    if not reason:
-        raise FormError("Say why you need the contact number; it is recorded.")
-    if len(reason) > REASON_MAX_CHARS:
-        raise FormError(f"A reason is at most {REASON_MAX_CHARS:,} characters.")
-    return reason
+    return _required_text(form, "reason", REASON_MAX_CHARS, "Say why you need the contact number; it is recorded.",
+                          f"A reason is at most {REASON_MAX_CHARS:,} characters.")
 
 
 # --- search ---------------------------------------------------------------------------------------
@@ -191,11 +193,8 @@ def parse_search_form(form: MultiDict) -> str:
     """The words to look for (a POST, so they never sit in a URL or an access log)."""
     from console.search import words_of
 
-    q = _text(form, "q")
-    if not q:
-        raise FormError("Type one or more words to search for.")
-    if len(q) > SEARCH_MAX_CHARS:
-        raise FormError(f"Search for at most {SEARCH_MAX_CHARS} characters.")
+    q = _required_text(form, "q", SEARCH_MAX_CHARS, "Type one or more words to search for.",
+                       f"Search for at most {SEARCH_MAX_CHARS} characters.")
     words = words_of(q)
     if not words:
         raise FormError("Type one or more words (letters or digits) to search for.")
