@@ -31,6 +31,9 @@ BLUEPRINTS = (
     "console.cases.views",
     "console.media.views",
     "console.audit.views",
+    "console.questions.views",
+    "console.referrals.views",
+    "console.dashboard.views",
 )
 
 

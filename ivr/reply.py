@@ -15,12 +15,31 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Play:
+    """Audio Twilio fetches and plays: a path under the line's own base URL (the renderer makes it
+    absolute), e.g. a handler's question spoken by an offline voice."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Dial:
+    """Connect the caller to another phone. caller_id is the hotline's own number, so the person
+    answering learns nothing of the caller; after the call Twilio goes to step (if given)."""
+
+    number: str
+    caller_id: str
+    timeout: int = 30
+    step: str | None = None
+
+
+@dataclass(frozen=True)
 class Gather:
     """Wait for keys, then go to step. If nothing is pressed, Twilio falls through to a redirect to the
     same step without digits, which the flow reads as 'no input'."""
 
     step: str
-    prompts: tuple[Say | Pause, ...]
+    prompts: tuple[Say | Pause | Play, ...]
     num_digits: int | None = 1
     finish_on_key: str = ""
     timeout: int = 6
@@ -49,7 +68,7 @@ class Hangup:
     pass
 
 
-Verb = Say | Pause | Gather | Record | Redirect | Hangup
+Verb = Say | Pause | Play | Gather | Record | Redirect | Dial | Hangup
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import prompts
-from ivr.reply import Gather, Hangup, Pause, Record, Redirect, Reply, Say
+from ivr.reply import Dial, Gather, Hangup, Pause, Play, Record, Redirect, Reply, Say
 
 RECORDING_STATUS_PATH = "/ivr/recording-status"
 
@@ -30,14 +30,16 @@ class TwimlRenderer:
             self._add(response, verb)
         return str(response)
 
-    def _say(self, parent, verb: Say | Pause) -> None:
+    def _say(self, parent, verb: Say | Pause | Play) -> None:
         if isinstance(verb, Pause):
             parent.pause(length=verb.seconds)
+        elif isinstance(verb, Play):
+            parent.play(f"{self.base}{verb.path}")
         else:
             parent.say(verb.text, voice=prompts.VOICE, language=prompts.LANGUAGE)
 
     def _add(self, response: VoiceResponse, verb) -> None:
-        if isinstance(verb, (Say, Pause)):
+        if isinstance(verb, (Say, Pause, Play)):
             self._say(response, verb)
         elif isinstance(verb, Gather):
             options = dict(
@@ -70,6 +72,11 @@ class TwimlRenderer:
             )
         elif isinstance(verb, Redirect):
             response.redirect(self.step_url(verb.step, verb.attempt, verb.take), method="POST")
+        elif isinstance(verb, Dial):
+            options = dict(caller_id=verb.caller_id, timeout=verb.timeout)
+            if verb.step:
+                options.update(action=self.step_url(verb.step), method="POST")
+            response.dial(verb.number, **options)
         elif isinstance(verb, Hangup):
             response.hangup()
         else:

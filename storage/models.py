@@ -211,6 +211,14 @@ class AuditAction(str, enum.Enum):
     AUDIT_VIEWED = "audit-viewed"
     CASE_DECRYPTED = "case-decrypted"  # an operator's `decrypt` command
     REFERENCE_UNLOCKED = "reference-unlocked"  # call-backs unlocked after failed PINs (console or operator)
+    QUESTION_WRITTEN = "question-written"
+    QUESTION_WITHDRAWN = "question-withdrawn"
+    QUESTION_HEARD = "question-heard"  # by the line, on a call-back that gave the reference and PIN
+    QUESTION_ANSWERED = "question-answered"
+    REFERRAL_EXPORTED = "referral-exported"
+    FORCE_REGISTERED = "force-registered"
+    FORCE_REMOVED = "force-removed"
+    DASHBOARD_VIEWED = "dashboard-viewed"
 
 
 class Base(DeclarativeBase):
@@ -548,3 +556,9 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- questions to the caller (issue 9): Question and the case's question key live below -------------
+
+
+# --- referrals to professional standards (issue 9): Force and Referral live below -----------------

@@ -1,0 +1,1 @@
+"""Questions to the caller, asked on their next call-back."""

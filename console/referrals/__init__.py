@@ -1,0 +1,1 @@
+"""Referral packages for professional standards: redacted PDF, optional disguised audio."""

@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+bp = Blueprint("referrals", __name__)
