@@ -51,7 +51,10 @@ class SqlCallDesk:
     def _open_case(self, anonymous: bool) -> Case:
         case = open_case(self.session, anonymous=anonymous)
         # Its question key pair now, so a handler can put a question to the caller before they ring back.
-        questions.ensure_question_key(self.session, self.secret_key, case)
+        # Only the web process holds the PIN key; a desk used without it (an operator's tool, a worker's
+        # test of its own secrets) leaves the key to the case's first call-back or `question-keys`.
+        if self.secret_key:
+            questions.ensure_question_key(self.session, self.secret_key, case)
         return case
 
     def start_call(self, call_sid: str) -> None:
