@@ -140,7 +140,7 @@ def register_commands(app: Flask) -> None:
             opened = []
             for item in case.items:  # all of it opened before anything is written
                 try:
-                    data, owner = open_item_with_owner(session, private_key, console.blobs, item)
+                    data, owner = open_item_with_owner(session, private_key, console.blobs, item, console.periods)
                 except SealError as error:
                     raise click.ClickException(f"item {item.id} ({item.kind}): {error}") from None
                 name = item_file_name(item.id, item.kind)
@@ -196,7 +196,8 @@ def register_commands(app: Flask) -> None:
                     click.echo(f"case {reference} take {take}: skipped (handlers have corrected its transcript)")
                     continue
                 had_transcript = recording.transcript_item_id is not None
-                audio = open_item(session, private_key, console.blobs, recording.audio_item, take_owner(take))
+                audio = open_item(session, private_key, console.blobs, recording.audio_item, take_owner(take),
+                                  console.periods)
                 record(session, AuditAction.AUDIO_PLAYED, actor_label="operator", case_reference=reference,
                        detail={"take": take, "by": "retranscribe"})
                 session.commit()

@@ -1,0 +1,207 @@
+"""Retention as the charity lives it: a case settled with no further action goes after 90 days, a referred
+one after a year; a legal hold keeps a case whatever its age; the purge leaves a tombstone and nothing else;
+and once a month's cases are all gone, that month's key goes, so even an old backup of the database no
+longer opens them."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from console.keys import PeriodKeys, unseal
+from jobs.retention import purge
+from storage.cases import event_owner, open_case, take_owner
+from storage.crypto import SealContext, SealError
+from storage.models import (
+    AuditAction, AuditEntry, BlobRow, Call, Case, CaseEvent, CaseEventKind, CaseStatus, Job, JobKind, JobState,
+    Recording, ReferenceLock, SealedItem, utcnow,
+)
+from storage.retention import RetentionState, schedule
+
+MARCH = datetime(2026, 3, 10, 14, tzinfo=timezone.utc)
+APRIL = datetime(2026, 4, 2, 9, tzinfo=timezone.utc)
+
+
+def a_worked_case(hotline, opened_at: datetime, status: CaseStatus, settled_days_ago: float,
+                  closed_from: CaseStatus | None = None) -> str:
+    """A case opened at opened_at with a take (audio sealed, its job done, its call), a handler's note and
+    failed PINs on its reference, settled into `status` that many days ago. Returns its reference."""
+    with hotline.db.session() as session:
+        case = open_case(session, anonymous=False)
+        case.created_at = opened_at
+        session.flush()
+        call = Call(call_sid=None, case_id=case.id, deleted_at_twilio=True, started_at=opened_at)
+        session.add(call)
+        session.flush()
+        take = Recording(case_id=case.id, call_id=call.id, position=1, recording_sid=None, duration_seconds=5)
+        session.add(take)
+        session.flush()
+        audio = hotline.sealer.seal_item(session, case, "recording", b"the caller's words", owner=take_owner(take.id))
+        take.audio_item_id = audio.id
+        session.add(Job(kind=JobKind.STORE_RECORDING, recording_id=take.id, state=JobState.DONE))
+        note = CaseEvent(case_id=case.id, kind=CaseEventKind.NOTE)
+        session.add(note)
+        session.flush()
+        note.item_id = hotline.sealer.seal_item(session, case, "note", b"a handler's note", owner=event_owner(note.id)).id
+        session.add(ReferenceLock(reference=case.reference, failures=2))
+        settled_at = utcnow() - timedelta(days=settled_days_ago)
+        if closed_from is not None:
+            session.add(CaseEvent(case_id=case.id, kind=CaseEventKind.STATUS, old_value=CaseStatus.IN_REVIEW.value,
+                                  new_value=closed_from.value, created_at=settled_at - timedelta(days=1)))
+        session.add(CaseEvent(case_id=case.id, kind=CaseEventKind.STATUS,
+                              old_value=(closed_from or CaseStatus.IN_REVIEW).value, new_value=status.value,
+                              created_at=settled_at))
+        case.status = status
+        session.commit()
+        return case.reference
+
+
+def states(hotline) -> dict[str, RetentionState]:
+    with hotline.db.session() as session:
+        return {row.reference: row.state for row in schedule(session, hotline.settings.retention)}
+
+
+def run_purge(hotline, now=None):
+    return purge(hotline.db, hotline.blobs, hotline.periods, hotline.settings.retention, now)
+
+
+def test_no_further_action_goes_after_90_days_and_a_referral_after_a_year(hotline):
+    old_nfa = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 91)
+    young_nfa = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 89)
+    closed_after_nfa = a_worked_case(hotline, MARCH, CaseStatus.CLOSED, 91, closed_from=CaseStatus.NO_FURTHER_ACTION)
+    referred = a_worked_case(hotline, MARCH, CaseStatus.REFERRED, 200)
+    closed_after_referral = a_worked_case(hotline, MARCH, CaseStatus.CLOSED, 200, closed_from=CaseStatus.REFERRED)
+    old_referral = a_worked_case(hotline, MARCH, CaseStatus.REFERRED, 366)
+
+    assert states(hotline) == {
+        old_nfa: RetentionState.DUE, closed_after_nfa: RetentionState.DUE, old_referral: RetentionState.DUE,
+        young_nfa: RetentionState.KEPT, referred: RetentionState.KEPT, closed_after_referral: RetentionState.KEPT,
+    }
+    assert run_purge(hotline)["purged"] == 3
+    with hotline.db.session() as session:
+        left = set(session.scalars(select(Case.reference)))
+    assert left == {young_nfa, referred, closed_after_referral}
+
+
+def test_a_case_being_worked_is_never_due(hotline):
+    with hotline.db.session() as session:
+        new = open_case(session, anonymous=True)
+        new.created_at = utcnow() - timedelta(days=3000)
+        session.commit()
+    in_review = a_worked_case(hotline, MARCH, CaseStatus.IN_REVIEW, 3000)
+    assert states(hotline) == {}
+    assert run_purge(hotline)["purged"] == 0
+    with hotline.db.session() as session:
+        assert session.scalar(select(func.count(Case.id))) == 2 and session.scalar(
+            select(Case.id).where(Case.reference == in_review))
+
+
+def test_a_purged_case_leaves_its_tombstone_and_nothing_else(hotline):
+    kept = a_worked_case(hotline, MARCH, CaseStatus.REFERRED, 10)
+    gone = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 100)
+    with hotline.db.session() as session:
+        before = {table.__name__: session.scalar(select(func.count()).select_from(table))
+                  for table in (Case, Call, Recording, SealedItem, BlobRow, Job, CaseEvent, ReferenceLock)}
+    run_purge(hotline)
+    with hotline.db.session() as session:
+        after = {table.__name__: session.scalar(select(func.count()).select_from(table))
+                 for table in (Case, Call, Recording, SealedItem, BlobRow, Job, CaseEvent, ReferenceLock)}
+        # Exactly the one case's rows went: 1 case, call, take, job and lock; 2 items and blobs; 2 events.
+        assert {name: before[name] - after[name] for name in before} == {
+            "Case": 1, "Call": 1, "Recording": 1, "SealedItem": 2, "BlobRow": 2, "Job": 1, "CaseEvent": 2,
+            "ReferenceLock": 1}
+        assert session.scalar(select(Case.id).where(Case.reference == kept))
+        tombstone = session.scalars(select(AuditEntry).where(AuditEntry.case_reference == gone)).all()
+        assert [(entry.action, entry.actor, entry.detail) for entry in tombstone] == [
+            (AuditAction.CASE_PURGED, "system", "{}")]
+    from console.audit.services import verify_chain
+
+    with hotline.db.session() as session:
+        assert verify_chain(session).ok
+
+
+def test_a_legal_hold_keeps_an_overdue_case_and_lifting_it_gives_30_days_more(hotline):
+    reference = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 400)
+    with hotline.db.session() as session:
+        session.scalar(select(Case).where(Case.reference == reference)).legal_hold_since = utcnow()
+        session.commit()
+    assert states(hotline) == {reference: RetentionState.HELD}
+    assert run_purge(hotline)["purged"] == 0
+
+    with hotline.db.session() as session:
+        case = session.scalar(select(Case).where(Case.reference == reference))
+        case.legal_hold_since, case.hold_lifted_at = None, utcnow()
+        session.commit()
+        (row,) = schedule(session, hotline.settings.retention)
+    assert row.state is RetentionState.KEPT
+    assert timedelta(days=29) < row.due_at - utcnow() <= timedelta(days=30)
+    assert run_purge(hotline)["purged"] == 0
+    assert run_purge(hotline, now=utcnow() + timedelta(days=31))["purged"] == 1
+
+
+def test_a_case_whose_jobs_still_run_waits_for_the_next_purge(hotline):
+    reference = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 100)
+    with hotline.db.session() as session:
+        call_id = session.scalar(select(Call.id).join(Case).where(Case.reference == reference))
+        session.add(Job(kind=JobKind.DELETE_CALL, call_id=call_id, state=JobState.QUEUED))
+        session.commit()
+    assert run_purge(hotline) == {"skipped": 1}
+    with hotline.db.session() as session:
+        session.execute(Job.__table__.update().where(Job.call_id == call_id).values(state=JobState.DONE))
+        session.commit()
+    assert run_purge(hotline)["purged"] == 1
+
+
+def test_a_month_s_key_goes_with_its_last_case_and_an_old_backup_no_longer_opens(hotline, private_key):
+    march_first = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 100)
+    march_last = a_worked_case(hotline, MARCH, CaseStatus.REFERRED, 100)
+    april = a_worked_case(hotline, APRIL, CaseStatus.NO_FURTHER_ACTION, 100)
+    with hotline.db.session() as session:
+        # What a backup of the database taken today holds: the sealed bytes and the rows that name them.
+        backup = [(session.get(BlobRow, item.blob_key).data if hotline.settings.blob_store == "database"
+                   else hotline.blobs.get(session, item.blob_key),
+                   SealContext(item.case.reference, item.kind, item.blob_key, None), item.key_period)
+                  for item in session.scalars(select(SealedItem))]
+    assert sorted({period for _, _, period in backup}) == ["2026-03", "2026-04"]
+    assert [row.period for row in hotline.periods.periods()] == ["2026-03", "2026-04"]
+
+    def backup_opens(period: str) -> list[bool]:
+        keys = PeriodKeys(private_key, hotline.periods)
+        opened = []
+        for data, context, item_period in backup:
+            if item_period == period:
+                try:
+                    unseal(private_key, data, context, keys)
+                    opened.append(True)
+                except SealError:
+                    opened.append(False)
+        return opened
+
+    assert backup_opens("2026-03") == [True] * 4  # the hotline key opens it, through March's key
+
+    run_purge(hotline)  # March's first case and April's (both due); March's referral stays
+    assert [row.period for row in hotline.periods.periods()] == ["2026-03"]  # April had one case: key gone
+    assert backup_opens("2026-04") == [False, False]
+    assert backup_opens("2026-03") == [True] * 4  # March's referral still needs it, so the purged one still opens
+
+    with hotline.db.session() as session:
+        session.execute(CaseEvent.__table__.update().where(
+            CaseEvent.case_id == select(Case.id).where(Case.reference == march_last).scalar_subquery())
+            .values(created_at=utcnow() - timedelta(days=400)))
+        session.commit()
+    assert run_purge(hotline) == {"purged": 1, "period keys destroyed": 1}
+    assert hotline.periods.periods() == []
+    assert backup_opens("2026-03") == [False] * 4
+    with hotline.db.session() as session:
+        destroyed = session.scalars(select(AuditEntry.detail).where(
+            AuditEntry.action == AuditAction.PERIOD_KEY_DESTROYED)).all()
+    assert sorted(destroyed) == ['{"period":"2026-03"}', '{"period":"2026-04"}']
+    assert {march_first, april}  # (named for the story above)
+
+
+def test_this_month_s_key_is_kept_even_with_no_case_left(hotline):
+    reference = a_worked_case(hotline, utcnow(), CaseStatus.NO_FURTHER_ACTION, 100)
+    assert run_purge(hotline) == {"purged": 1}
+    assert len(hotline.periods.periods()) == 1  # a call may be opening this month's next case right now
+    assert reference
