@@ -196,6 +196,35 @@ class Opener:
         return self.private_key.public_key()
 
 
+# --- a rotated hotline key's successor (console/rotation.py) ----------------------------------------
+
+_SUCCESSOR_INFO = b"hotline key successor v1"
+
+
+def seal_successor(old_public: X25519PublicKey, new_private: X25519PrivateKey) -> bytes:
+    """The new hotline private key sealed to the old public key, for accounts to take up at sign-in."""
+    recipient, new_public = raw_public_bytes(old_public), raw_public_bytes(new_private.public_key())
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = raw_public_bytes(ephemeral.public_key())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient,
+               info=_SUCCESSOR_INFO).derive(ephemeral.exchange(old_public))
+    nonce = os.urandom(12)
+    return ephemeral_public + nonce + AESGCM(key).encrypt(nonce, _raw_private(new_private),
+                                                          _SUCCESSOR_INFO + recipient + new_public)
+
+
+def open_successor(old_private: X25519PrivateKey, sealed: bytes, new_public: bytes) -> X25519PrivateKey:
+    recipient = raw_public_bytes(old_private.public_key())
+    try:
+        ephemeral_public, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient, info=_SUCCESSOR_INFO
+                   ).derive(old_private.exchange(X25519PublicKey.from_public_bytes(ephemeral_public)))
+        raw = AESGCM(key).decrypt(nonce, body, _SUCCESSOR_INFO + recipient + new_public)
+    except (InvalidTag, ValueError) as error:
+        raise KeyUnwrapError("the successor key did not open") from error
+    return _checked_private_key(raw, new_public, KeyUnwrapError("the successor key is inconsistent"))
+
+
 # --- the operator's key file ------------------------------------------------------------------------
 
 def unwrap_private_key(text: str, passphrase: str) -> X25519PrivateKey:
