@@ -40,6 +40,8 @@ def build_hotline(settings: Settings) -> Hotline:
     blobs = make_blob_store(settings.blob_store, settings.data_dir)
     periods = open_key_store(settings.key_store_url)
     sealer = Sealer(load_public_key(settings.public_key_path), blobs, periods)
+    if periods is not None:
+        periods.warm(sealer.public_key)
     twilio = TwilioRest(settings.twilio_api_base, settings.twilio_account_sid, settings.twilio_rest_auth)
     workshop = Workshop(settings=settings, db=db, sealer=sealer, twilio=twilio)
     return Hotline(settings, db, blobs, sealer, workshop, make_dispatcher(settings, workshop), periods)

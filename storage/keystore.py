@@ -18,8 +18,9 @@ public key, so that each account can take up the new key at its next sign-in.
 """
 from __future__ import annotations
 
+import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import LargeBinary, MetaData, String, select
@@ -28,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage.crypto import (
     check_period,
+    period_of,
     generate_private_key,
     public_key_fingerprint,
     public_key_from_raw,
@@ -37,6 +39,9 @@ from storage.crypto import (
 from storage.db import Database, sqlite_file
 from storage.files import private_directory
 from storage.models import UTCDateTime, utcnow
+
+
+log = logging.getLogger("hotline.keystore")
 
 
 class KeyStoreBase(DeclarativeBase):
@@ -116,6 +121,19 @@ class KeyStore:
             key = public_key_from_raw(row.public_key)
         self._public[period] = key
         return key
+
+    def warm(self, hotline_public: X25519PublicKey, now: datetime | None = None) -> None:
+        """Have this month's and next month's public keys at hand (made if need be), so that a webhook
+        sealing a caller's contact number does not depend on reaching the key store. A store unreachable
+        at start is logged, not fatal: the first seal of the month then reaches it, or the caller hears
+        the line's apology."""
+        now = now or utcnow()
+        following = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
+        try:
+            for moment in (now, following):
+                self.public_key(period_of(moment), hotline_public)
+        except Exception as error:
+            log.warning("could not reach the key store to make this month's period keys: %s", type(error).__name__)
 
     # --- housekeeping (workers: destroying; console: re-wrapping) ------------------------------------
 
