@@ -151,6 +151,8 @@ def purge_case(session: Session, blobs: BlobStore, case_id: int, policy: Retenti
     # Calls go too: if Twilio still held a record of one, the sweep now finds a call we do not know and
     # deletes it there (jobs/sweep.py).
     session.execute(delete(Call).where(Call.id.in_(call_ids)))
+    # In the database blob store these deletes commit with the rest. The folder store unlinks at once: if
+    # the transaction then fails, the rows stay with their bytes gone, and the next purge deletes the rows.
     for key in blob_keys:
         blobs.delete(session, key)
     session.execute(delete(SealedItem).where(SealedItem.case_id == case_id))
