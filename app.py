@@ -53,11 +53,17 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from cli import register_commands
 
     register_commands(app, create_app)
+    # Metrics: every response counted, every webhook timed by step; served on the private address by the
+    # line's web process (or, under gunicorn, by its master: observability.py).
+    import observability
+
+    observability.install(app)
     if start_worker and settings.worker_mode == "inprocess":
         hotline.workshop.transcriber = make_transcriber(settings)
     if start_worker:
         hotline.dispatcher.start()
         atexit.register(hotline.dispatcher.stop)
+        app.extensions["hotline.metrics"] = observability.serve_web_process(settings, hotline.db)
     return app
 
 

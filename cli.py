@@ -168,6 +168,21 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
         hotline.dispatcher.notify([job.id for job in failed])
         click.echo(f"queued {len(failed)} jobs again")
 
+    @app.cli.command("question-keys")
+    def question_keys_command():
+        """Give each case opened before questions its question key pair, so handlers can ask its caller
+        one before they ring back. Needs HOTLINE_PIN_KEY (the key pair is wrapped under the case's PIN)."""
+        from storage.questions import backfill_keys
+
+        hotline = _hotline()
+        if not hotline.settings.pin_key:
+            raise click.ClickException("HOTLINE_PIN_KEY is not set: the question keys are wrapped under each case's PIN")
+        with hotline.db.session() as session:
+            done = backfill_keys(session, hotline.settings.pin_key)
+            session.commit()
+        click.echo(f"question keys made for {done.made} case{'' if done.made == 1 else 's'} "
+                   f"({done.already} had one already)")
+
     @jobs_group.command("status")
     def jobs_status():
         """Count jobs by kind and state, and what Twilio still holds: call records and recordings."""
@@ -184,3 +199,53 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
             click.echo(f"{kind:20} {state:10} {count}")
         held = [f"{count} {what}{'' if count == 1 else 's'}" for count, what in at_twilio if count]
         click.echo(f"still at Twilio: {', '.join(held) or 'nothing'}")
+
+    # --- backup and restore (storage/backup.py) ---------------------------------------------------------
+
+    def blob_folder(settings) -> Path | None:
+        from storage.blobs import make_blob_store
+
+        store = make_blob_store(settings.blob_store, settings.data_dir)
+        return getattr(store, "root", None)  # the folder store's; None when blobs live in the database
+
+    @app.cli.command("backup")
+    @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Folder to make the backup in (created 0700 if missing).")
+    def backup_command(out: Path):
+        """Back up the database and, if blobs are kept in a folder, the blob store: sealed as stored,
+        nothing decrypted, no key copied. Safe while the line runs."""
+        from storage.backup import BLOBS_FILE, BackupError, backup
+
+        settings = _hotline().settings
+        try:
+            summary = backup(settings.database_url, blob_folder(settings), out)
+        except BackupError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"backup written to {summary.path}")
+        click.echo(f"  {summary.database} database at revision {summary.revision}: {summary.cases} cases, "
+                   f"{summary.sealed_items} sealed items" + (f", {summary.blobs} blobs" if BLOBS_FILE in summary.files else ""))
+        if summary.missing_blobs:
+            click.echo(f"  {summary.missing_blobs} sealed items' blobs were deleted while the backup ran "
+                       "(a take discarded meanwhile); their rows are in the backup, their bytes are not")
+
+    @app.cli.command("restore")
+    @click.argument("backup_folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--overwrite", is_flag=True, help="Replace everything in a database (and blob folder) that is not empty.")
+    def restore_command(backup_folder: Path, overwrite: bool):
+        """Restore a backup into DATABASE_URL (and the blob folder). Stop the line, the workers and the
+        console first. Refuses a database that is not empty unless --overwrite is given."""
+        from storage.backup import BackupError, restore
+
+        hotline = _hotline()
+        hotline.db.dispose()  # this command's own engine lets go of the file it is about to replace
+        try:
+            summary = restore(backup_folder, hotline.settings.database_url, blob_folder(hotline.settings),
+                              overwrite=overwrite)
+        except BackupError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"restored {summary.path.name}: {summary.cases} cases, {summary.sealed_items} sealed items, "
+                   f"database at revision {summary.revision}")
+        if summary.missing_blobs:
+            raise click.ClickException(f"{summary.missing_blobs} sealed items have no blob where the line looks "
+                                       "for them (is HOTLINE_BLOB_STORE the backup's?)")
+        click.echo("every sealed item's blob is in place; run `flask --app app db upgrade` if this code is newer")

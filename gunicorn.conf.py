@@ -24,3 +24,52 @@ class AccessLogWithoutQuery(Logger):
 
 logger_class = AccessLogWithoutQuery
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(a)s"'
+
+
+# --- metrics (observability.py) -------------------------------------------------------------------------
+# The line's workers each count in files of one folder (prometheus-client's multiprocess mode) and the
+# master serves their sum on HOTLINE_METRICS_ADDRESS, so a scrape sees every worker, not whichever answered.
+# Only for the line's app: the console's gunicorn reads this file too, and serves no metrics.
+_metrics = {"dir": None, "own": False}
+
+
+def on_starting(server):
+    import tempfile
+    from pathlib import Path
+
+    from settings import metrics_from_process_env, share_metrics_dir
+
+    if not str(getattr(server.app, "app_uri", "") or "").startswith("app:"):
+        return
+    address, folder = metrics_from_process_env()
+    if address is None:
+        return
+    if folder is None:  # a fresh folder per start: counts left by an earlier run would be summed in
+        folder, _metrics["own"] = Path(tempfile.mkdtemp(prefix="hotline-metrics-")), True
+        share_metrics_dir(folder)  # before any worker is forked, or imports prometheus-client
+    else:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    _metrics["dir"] = folder
+
+
+def when_ready(server):
+    if _metrics["dir"] is not None:
+        from observability import serve_gunicorn_master
+        from settings import metrics_from_process_env
+
+        serve_gunicorn_master(metrics_from_process_env()[0], _metrics["dir"])
+
+
+def child_exit(server, worker):
+    if _metrics["dir"] is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, str(_metrics["dir"]))
+
+
+def on_exit(server):
+    if _metrics["own"]:
+        import shutil
+
+        shutil.rmtree(_metrics["dir"], ignore_errors=True)

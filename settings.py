@@ -6,10 +6,13 @@ failing on the first call of the night.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
+
+from ivr.handover import DEFAULT_TIMEZONE, Handover, OpeningHours, UnknownTimeZone
 
 TWILIO_API_BASE = "https://api.twilio.com"
 # A worker renews its job's lease every third of this; a dead worker's job is taken over when it runs out.
@@ -21,6 +24,14 @@ ENVIRONMENTS = ("production", "development", "test")
 WORKER_MODES = ("inprocess", "celery", "off")
 BLOB_STORES = ("database", "folder")
 ANONYMOUS_TIMES = ("hour", "day")
+QUESTION_VOICES = ("say", "espeak")  # how the line speaks a handler's question (ivr/flow.py)
+# --- metrics (observability.py) ---
+# Prometheus scrapes the line here; a private address, never the public port Twilio reaches.
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9100"
+# prometheus-client's own variable: gunicorn.conf.py sets it for the workers it forks (multiprocess mode).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+LIMIT_STORES = ("auto", "memory", "redis")  # where the per-caller limit counts (ivr/limits.py)
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(Exception):
@@ -128,6 +139,59 @@ def data_dir_from_env(environ: Mapping[str, str] | None = None) -> Path:
     return EnvReader(os.environ if environ is None else environ).data_dir()
 
 
+# --- help on the line ------------------------------------------------------------------------------
+MAX_SUPPORT_SERVICES = 8  # each is read slowly: more would keep a frightened caller on the line for minutes
+SUPPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ',.&()-]{0,79}")
+SUPPORT_NUMBER = re.compile(r"[0-9]{1,6}(?: [0-9]{1,6}){0,4}")  # the groups it is read out in
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def _support_services(env: EnvReader) -> tuple[tuple[str, str], ...] | None:
+    """HOTLINE_SUPPORT_SERVICES="Name=0808 2000 247; Other name=116 123", read as "For Name, call ..."."""
+    raw = env.text("HOTLINE_SUPPORT_SERVICES")
+    if raw is None:
+        return None
+    services = []
+    for entry in (part.strip() for part in raw.split(";")):
+        name, _, number = (piece.strip() for piece in entry.partition("="))
+        if not SUPPORT_NAME.fullmatch(name) or not SUPPORT_NUMBER.fullmatch(number) \
+                or not 3 <= len(number.replace(" ", "")) <= 15:
+            env.problems.append(f"HOTLINE_SUPPORT_SERVICES: {entry!r} is not 'Name=number' "
+                                "(letters and simple punctuation, then 3 to 15 digits in groups, e.g. 'Samaritans=116 123')")
+            continue
+        services.append((name, number))
+    if len(services) > MAX_SUPPORT_SERVICES:
+        env.problems.append(f"HOTLINE_SUPPORT_SERVICES lists {len(services)} services; at most {MAX_SUPPORT_SERVICES}")
+    return tuple(services) if services else None
+
+
+def _line_help(env: EnvReader) -> dict:
+    """The help branch's list and the live handover: all of a handover's settings, or none."""
+    numbers = {name: env.text(name) for name in ("HOTLINE_HANDOVER_NUMBER", "HOTLINE_NUMBER")}
+    for name, number in numbers.items():
+        if number is not None and not E164.fullmatch(number):
+            env.problems.append(f"{name} must be a phone number in international form, e.g. +441632960000")
+    hours_text, hours = env.text("HOTLINE_OPENING_HOURS"), None
+    if hours_text is not None:
+        try:
+            hours = OpeningHours.parse(hours_text, env.text("HOTLINE_TIMEZONE", DEFAULT_TIMEZONE))
+        except ValueError as error:
+            name = "HOTLINE_TIMEZONE" if isinstance(error, UnknownTimeZone) else "HOTLINE_OPENING_HOURS"
+            env.problems.append(f"{name}: {error}")
+    if numbers["HOTLINE_HANDOVER_NUMBER"] is not None or hours_text is not None:
+        missing = [name for name, value in (*numbers.items(), ("HOTLINE_OPENING_HOURS", hours_text)) if value is None]
+        if missing:
+            env.problems.append("the live handover needs HOTLINE_HANDOVER_NUMBER, HOTLINE_NUMBER and "
+                                f"HOTLINE_OPENING_HOURS together: {', '.join(missing)} not set")
+    return dict(
+        support_services=_support_services(env),
+        handover_number=numbers["HOTLINE_HANDOVER_NUMBER"],
+        hotline_number=numbers["HOTLINE_NUMBER"],
+        opening_hours=hours,
+        handover_ring_seconds=env.integer("HOTLINE_HANDOVER_RING_SECONDS", 30, minimum=5, maximum=600),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """One secret per purpose, each only in the process that uses it (README, Configuration):
@@ -171,6 +235,34 @@ class Settings:
     retention: RetentionPolicy = RetentionPolicy()
     # How often workers purge the cases that are due and destroy spent period keys (0: never).
     purge_seconds: int = 3600
+    # --- metrics (observability.py): (host, port), or None for no endpoint; the folder where gunicorn's
+    # workers leave their counts for the master to serve, or None outside gunicorn.
+    metrics_address: tuple[str, int] | None = None
+    metrics_multiprocess_dir: Path | None = None
+    # --- limits (ivr/limits.py): calls per caller, counted under a daily keyed hash, never stored ---
+    caller_limit: int = 10  # calls one number may make in a window (0: no limit)
+    withheld_limit: int = 60  # calls all withheld numbers together may make in a window (0: no limit)
+    limit_window_seconds: int = 3600
+    flood_calls_per_minute: int = 60  # all calls together; over it, an alert (the calls are still answered)
+    limit_store: str = "auto"  # "memory", "redis" (the broker's), or "auto": Redis when the broker is Redis
+    # --- help on the line (support services, live handover) ---
+    # Support services read in the help branch as (name, number); None: the list in ivr/prompts.py.
+    support_services: tuple[tuple[str, str], ...] | None = None
+    # The live handover is on when all three are set; the duty number is staff's own phone.
+    handover_number: str | None = field(default=None, repr=False)
+    hotline_number: str | None = None  # the hotline's own number: the callerId the handler sees
+    opening_hours: OpeningHours | None = None
+    handover_ring_seconds: int = 30
+    # --- end of help on the line ---
+    # --- questions: how the line speaks a handler's question: Twilio's <Say> (its speech service hears
+    # the text), or "espeak", an offline voice whose audio the line serves (ivr/question_voice.py) ---
+    question_voice: str = "say"
+
+    @property
+    def handover(self) -> Handover | None:
+        if not (self.handover_number and self.hotline_number and self.opening_hours):
+            return None
+        return Handover(self.handover_number, self.hotline_number, self.opening_hours, self.handover_ring_seconds)
 
     @property
     def is_production(self) -> bool:
@@ -253,7 +345,12 @@ class Settings:
         broker_url = text("CELERY_BROKER_URL") or text("REDIS_URL")
         if worker_mode == "celery" and broker_url is None:
             problems.append("HOTLINE_WORKER=celery needs CELERY_BROKER_URL or REDIS_URL")
+        # --- limits ---
+        limit_store = choice("HOTLINE_LIMIT_STORE", LIMIT_STORES, "auto")
+        if limit_store == "redis" and not (broker_url or "").startswith(REDIS_SCHEMES):
+            problems.append("HOTLINE_LIMIT_STORE=redis needs CELERY_BROKER_URL or REDIS_URL to be a Redis URL")
 
+        metrics_address, metrics_dir = metrics_from_env(env, environment)
         settings = cls(
             environment=environment,
             public_base_url=public_base_url,
@@ -283,8 +380,58 @@ class Settings:
             key_store_url=read_key_store_url(env, data_dir),
             retention=read_retention(env),
             purge_seconds=integer("HOTLINE_PURGE_SECONDS", 3600, minimum=0),
+            metrics_address=metrics_address,
+            metrics_multiprocess_dir=metrics_dir,
+            # --- limits ---
+            caller_limit=integer("HOTLINE_CALLER_LIMIT", 10, minimum=0),
+            withheld_limit=integer("HOTLINE_WITHHELD_LIMIT", 60, minimum=0),
+            limit_window_seconds=integer("HOTLINE_LIMIT_WINDOW_SECONDS", 3600, minimum=10, maximum=24 * 3600),
+            flood_calls_per_minute=integer("HOTLINE_FLOOD_CALLS_PER_MINUTE", 60, minimum=0),
+            limit_store=limit_store,
+            question_voice=choice("HOTLINE_QUESTION_VOICE", QUESTION_VOICES, "say"),  # --- questions ---
+            **_line_help(env),
         )
         if web:
             problems += settings.web_problems()
         env.fail_if_problems("The line's web process" if web else "The hotline")
         return settings
+
+
+# --- metrics (observability.py) ---------------------------------------------------------------------
+
+def metrics_from_env(env: EnvReader, environment: str) -> tuple[tuple[str, int] | None, Path | None]:
+    """HOTLINE_METRICS_ADDRESS (host:port, or "off"; the test environment serves none unless asked) and
+    the multiprocess folder gunicorn.conf.py gave the workers."""
+    raw = env.text("HOTLINE_METRICS_ADDRESS", "off" if environment == "test" else DEFAULT_METRICS_ADDRESS)
+    folder = env.text(METRICS_DIR_VARIABLE)
+    folder_path = Path(folder) if folder else None
+    if raw.lower() == "off":
+        return None, folder_path
+    host, _, port = raw.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        env.problems.append(f"HOTLINE_METRICS_ADDRESS must be host:port (e.g. {DEFAULT_METRICS_ADDRESS}) or off, not {raw!r}")
+        return None, folder_path
+    return (host, int(port)), folder_path
+
+
+def metrics_from_process_env() -> tuple[tuple[str, int] | None, Path | None]:
+    """The metrics settings alone, for gunicorn's master (gunicorn.conf.py), which serves them before
+    any worker has read the rest; a bad value is left for the workers' start to report."""
+    env = EnvReader(os.environ)
+    return metrics_from_env(env, env.choice("HOTLINE_ENV", ENVIRONMENTS, "production"))
+
+
+def postgres_tools_environment(password: str | None) -> dict[str, str]:
+    """The environment pg_dump and pg_restore run in (storage/backup.py): this process's, without any
+    PG* variable of the operator's shell that would point them elsewhere, and with DATABASE_URL's
+    password, which never goes on a command line where other users of the machine could read it."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+    if password is not None:
+        environment["PGPASSWORD"] = password
+    return environment
+
+
+def share_metrics_dir(folder: Path) -> None:
+    """gunicorn's master, before it forks: each worker's prometheus-client reads the folder from here."""
+    os.environ[METRICS_DIR_VARIABLE] = str(folder)

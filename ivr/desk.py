@@ -7,10 +7,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.events import CallStatus, RecordingEvent, RecordingStatus
-from ivr.flow import UnlockOutcome
+from ivr.flow import AskedQuestion, UnlockOutcome
+from ivr.question_voice import audio_path
 from jobs import calls as call_records
 from jobs.queue import DELETE_CALL, DISCARD_RECORDING, STORE_RECORDING, enqueue
 from jobs.takes import next_position
+from storage import questions
+from storage.anonymity import coarse
 from storage.cases import Sealer, confirm_contact, open_case, seal_contact_number, unlock_case
 from storage.models import Call, Case, Recording, utcnow
 from storage.references import pin_for
@@ -41,9 +44,15 @@ class SqlCallDesk:
         so whatever the caller says next is still kept."""
         call = self._call(call_sid)
         if call.case is None:
-            call.case = open_case(self.session, anonymous=True)
+            call.case = self._open_case(anonymous=True)
             call.purpose = call.purpose or "report"
         return call.case
+
+    def _open_case(self, anonymous: bool) -> Case:
+        case = open_case(self.session, anonymous=anonymous)
+        # Its question key pair now, so a handler can put a question to the caller before they ring back.
+        questions.ensure_question_key(self.session, self.secret_key, case)
+        return case
 
     def start_call(self, call_sid: str) -> None:
         self._call(call_sid)
@@ -59,7 +68,7 @@ class SqlCallDesk:
                     self.sealer.destroy_item(self.session, item)
             return
         call.purpose = "report"
-        call.case = open_case(self.session, anonymous=anonymous)
+        call.case = self._open_case(anonymous=anonymous)
 
     def save_contact_number(self, call_sid: str, number: str, confirmed: bool) -> None:
         case = self._case(call_sid)
@@ -88,6 +97,10 @@ class SqlCallDesk:
         call.pending_reference = None
         if result.case is not None:
             call.case = result.case
+            # What lets the line open this case's questions on this call, and only while it lasts. To the
+            # hour: a call's row keeps no precise time (storage/anonymity.py).
+            call.unlocked_at = coarse(utcnow())
+            questions.ensure_question_key(self.session, self.secret_key, result.case)  # a case from before questions
             return UnlockOutcome(True, call.failed_unlocks)
         call.failed_unlocks += 1
         return UnlockOutcome(False, call.failed_unlocks)
@@ -127,6 +140,7 @@ class SqlCallDesk:
         if recording is None or recording.decision == "discard":
             return
         recording.decision = "discard"
+        questions.answer_discarded(self.session, recording)
         self._enqueue(DISCARD_RECORDING, recording)
 
     def takes_recorded(self, call_sid: str) -> int:
@@ -177,3 +191,40 @@ class SqlCallDesk:
         job = enqueue(self.session, kind, recording.id)
         self.new_job_ids.append(job.id)
         return job
+
+    # --- a handler's questions (storage/questions.py decides whether this call may hear them) -------
+
+    def _asked(self, call: Call, question, with_text: bool) -> AskedQuestion:
+        text = questions.open_for_call(self.session, self.secret_key, call, question) if with_text else None
+        return AskedQuestion(text, audio_path(self.secret_key, call.id, question.id))
+
+    def next_question(self, call_sid: str, with_text: bool) -> AskedQuestion | None:
+        call = self._call(call_sid)
+        while (question := questions.next_for_call(self.session, call)) is not None:
+            questions.put_to_caller(self.session, call, question)
+            if question.state in questions.OPEN_STATES:  # else withdrawn this moment: the next one
+                return self._asked(call, question, with_text)
+        return None
+
+    def current_question(self, call_sid: str, with_text: bool) -> AskedQuestion | None:
+        call = self._call(call_sid)
+        question = questions.current_for_call(self.session, call)
+        return None if question is None else self._asked(call, question, with_text)
+
+    def answer_recorded(self, call_sid: str, recording_sid: str, recording_url: str | None, duration: int | None) -> None:
+        self.take_recorded(call_sid, recording_sid, recording_url, duration)
+        recording = self._recording(call_sid, recording_sid)
+        questions.answer_recorded(self.session, self._call(call_sid), recording)
+
+    def question_text_for_audio(self, call_id: int, question_id: int) -> str | None:
+        """For the offline voice's audio: the text of the question this call is putting now, if it may."""
+        call = self.session.get(Call, call_id)
+        if call is None or call.question_id != question_id:
+            return None
+        question = questions.current_for_call(self.session, call)
+        if question is None:
+            return None
+        try:
+            return questions.open_for_call(self.session, self.secret_key, call, question)
+        except questions.QuestionUnavailable:
+            return None

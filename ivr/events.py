@@ -32,6 +32,9 @@ MAX_ATTEMPT = 10
 # A number the flow may offer back: E.164, ASCII digits only. Withheld numbers arrive as words or junk
 # and are simply not offered back; they never make a request malformed.
 CALLER_NUMBER = re.compile(r"\+?[0-9]{7,15}")
+# Twilio's stand-ins for a withheld caller ID (anonymous, restricted, blocked, unavailable, unknown): real
+# E.164 shapes, so they would otherwise pass for a number the caller could be rung back on.
+WITHHELD_STAND_INS = frozenset({"+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"})
 
 HANGUP = "hangup"  # the Digits value of a <Record> action when the caller hung up
 
@@ -47,6 +50,21 @@ class RecordingStatus(str, enum.Enum):
     COMPLETED = "completed"
     ABSENT = "absent"
     FAILED = "failed"
+
+
+class DialStatus(enum.StrEnum):
+    """The DialCallStatus values of a <Dial> action: how the handover to a call handler went."""
+
+    COMPLETED = "completed"  # they spoke; one of them hung up
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def was_answered(self) -> bool:
+        return self in (DialStatus.COMPLETED, DialStatus.ANSWERED)
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,7 @@ class CallEvent:
     recording: RecordingEvent | None = None
     call_status: CallStatus | None = None
     take: str | None = None  # the RecordingSid an after-recording choice is about
+    dial_status: DialStatus | None = None  # only on the action of a <Dial> (the handover)
 
     @property
     def hung_up(self) -> bool:
@@ -135,6 +154,13 @@ def _attempt(value: str | None) -> int:
     return max(1, min(int(value), MAX_ATTEMPT))
 
 
+def _caller_number(value: str | None) -> str | None:
+    """The caller's own number, or None when it was withheld (or is not a number at all)."""
+    if value in WITHHELD_STAND_INS or not _matches(CALLER_NUMBER, value):
+        return None
+    return value
+
+
 def parse_call_event(
     form: Mapping[str, str], query: Mapping[str, str], *, api_base: str, account_sid: str
 ) -> CallEvent:
@@ -152,12 +178,14 @@ def parse_call_event(
         raise MalformedRequest("take is malformed")
     caller_number = _one(form, "From")
     call_status = _one(form, "CallStatus")
+    dial_status = _one(form, "DialCallStatus")
     return CallEvent(
         call_sid=call_sid,
         take=take,
         digits=digits or None,
         attempt=attempt,
-        caller_number=caller_number if _matches(CALLER_NUMBER, caller_number) else None,
+        caller_number=_caller_number(caller_number),
         recording=_recording(form, api_base, account_sid),
         call_status=None if call_status is None else _enum(CallStatus, call_status, "CallStatus"),
+        dial_status=None if dial_status is None else _enum(DialStatus, dial_status, "DialCallStatus"),
     )

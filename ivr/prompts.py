@@ -2,6 +2,8 @@
 are frightened, some are on a bad line, and every prompt may be heard more than once."""
 from __future__ import annotations
 
+import re
+
 VOICE = "Polly.Amy"  # pinned: one consistent British voice on every prompt
 LANGUAGE = "en-GB"
 
@@ -13,7 +15,10 @@ WELCOME = (
     "What you tell us will be recorded and encrypted. Only our trained call handlers can listen to it, and "
     "they use it to decide how to take your report forward."
 )
-MAIN_MENU = "To make a new report, press 1. To add information to a report you have already made, press 2."
+MAIN_MENU = (
+    "To make a new report, press 1. To add information to a report you have already made, press 2. "
+    "To hear about other places where you can get help and support, press 3."
+)
 
 ANONYMITY_MENU = (
     "You can stay anonymous. If you do, we will not keep your phone number or anything else that could "
@@ -86,6 +91,75 @@ SOMETHING_WENT_WRONG = (
     "Sorry, something went wrong on our side. Anything you have already recorded is safe. "
     "Please call again later. Goodbye."
 )
+
+# --- help and support ---
+# Said after the welcome, inside the main menu so the star key works from the first moment.
+QUICK_EXIT = (
+    "You can hang up at any moment. It is safe to do so, and anything you have already recorded is kept. "
+    "To end the call straight away, press the star key at any time."
+)
+HANDOVER_OFFER = "To speak to one of our call handlers now, press 0."
+# The handler's phone shows the hotline's own number; saying so helps a caller who fears being traced.
+HANDOVER_CONNECTING = "Putting you through to a call handler. They will not see your phone number. Please hold."
+HANDOVER_NO_ANSWER = (
+    "Sorry, none of our call handlers could answer just now. You can still make a report, "
+    "and a call handler will listen to it."
+)
+HANDOVER_ENDED = "Your call with our call handler has ended. You can make a report now if you would like to."
+HELP_INTRO = (
+    "Here are other places where you can get help and support. We will read each number slowly, "
+    "and you can hear them again."
+)
+SUPPORT_SERVICE = "For {name}, call {number}"  # the number ends with its own full stop
+HELP_MENU = "To hear these numbers again, press 1. To make a report now, press 2."
+# The default list (HOTLINE_SUPPORT_SERVICES replaces it): (name, number in the groups it is read in).
+SUPPORT_SERVICES = (
+    ("help if you or someone else is in danger now", "999"),
+    ("the National Domestic Abuse Helpline, free, at any time", "0808 2000 247"),
+    ("Victim Support, free, at any time", "0808 168 9111"),
+    ("Samaritans, free, at any time", "116 123"),
+)
+
+
+def spoken_number(number: str) -> str:
+    """A phone number digit by digit, in the groups it is written in: "0808 2000 247" is
+    "0, 8, 0, 8. 2, 0, 0, 0. 2, 4, 7.", with a pause at each full stop."""
+    return " ".join(", ".join(group) + "." for group in number.split())
+
+
+# --- limits ---
+# A call over the per-caller limit (ivr/limits.py). It names neither the number nor the limit: the same
+# words serve a withheld caller, and an abuser learns nothing to tune against.
+LIMIT_REACHED = (
+    "Thank you for calling. We have had a lot of calls from this phone in a short time, so we cannot "
+    "take this call now. Please call again later. "
+    "If you or someone else is in immediate danger, hang up now and call 999. Goodbye."
+)
+
+
+# --- questions ---
+# A handler's question, put to a caller who rang back with their reference and PIN (ivr/flow.py).
+QUESTION_WAITING = "A call handler has a question for you."
+QUESTION_ANOTHER = "A call handler has another question for you."
+QUESTION_IS = "Here is the question."
+QUESTION_MENU = "To hear the question again, press 1. To record your answer, press 2."
+QUESTION_ANSWER_INSTRUCTIONS = (
+    "After the tone, please give your answer. When you have finished, press the hash key."
+)
+QUESTION_AFTER_ANSWER_MENU = "To keep your answer, press 1. To delete it and answer again, press 2."
+QUESTION_AFTER_ANSWER_AT_LIMIT = "To keep your answer, press 1."
+QUESTION_ANSWER_SAVED = "Thank you. Your answer has been added to your report."
+QUESTION_ANSWER_DISCARDED = "That answer has been deleted."
+QUESTION_LEFT_FOR_LATER = "We will ask you that question again next time you call."
+QUESTION_GONE = "Sorry, that question is no longer available."
+QUESTION_AFTER_QUESTIONS_MENU = (
+    "To add anything else to your report, press 1. Otherwise you can hang up now: what you said is kept."
+)
+
+
+def sentences(text: str) -> list[str]:
+    """A question a sentence at a time, so the voice can pause between them ("9.30" stays whole)."""
+    return [part for part in re.split(r"(?<=[.?!])\s+", " ".join(text.split())) if part]
 
 
 def spoken_digits(digits: str, group: int = 4) -> list[str]:

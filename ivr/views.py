@@ -15,10 +15,11 @@ from xml.sax.saxutils import escape as xml_escape
 from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from ivr import prompts
+from ivr import limits, prompts, question_voice
 from ivr.desk import SqlCallDesk
 from ivr.events import MalformedRequest, parse_call_event
 from ivr.flow import CallFlow, FlowOptions
+from ivr.handover import CLOCK
 from ivr.reply import Hangup, Reply, Say
 from ivr.signature import twilio_signature_is_valid
 from ivr.twiml import TwimlRenderer
@@ -81,6 +82,8 @@ def _endpoint() -> str:
 
 @bp.before_request
 def require_twilio_signature():
+    if request.endpoint == "ivr.question_audio":
+        return None  # Twilio fetches <Play> audio unsigned: that URL's call-bound token is checked instead
     settings = _hotline().settings
     # Reading the form here is deliberate: the signature covers it, and nothing else is done first.
     if not twilio_signature_is_valid(request, settings.public_base_url, settings.twilio_auth_token):
@@ -164,7 +167,9 @@ def _on_error(error: Exception):
 
 @bp.post("/voice")
 def voice():
-    return _step("voice")
+    # The per-caller limit first: a call over it hears why and is hung up, and nothing is written.
+    refused = limits.refusal(current_app, _event())
+    return _twiml(refused) if refused is not None else _step("voice")
 
 
 @bp.post("/<step>")
@@ -176,7 +181,8 @@ def step(step: str):
 
 def _step(step: str) -> Response:
     event = _event()
-    options = FlowOptions(max_recording_seconds=_hotline().settings.max_recording_seconds)
+    # The clock decides the handover's opening hours; tests put theirs in app.extensions[CLOCK].
+    options = FlowOptions.from_settings(_hotline().settings, current_app.extensions.get(CLOCK))
     reply = _run(lambda desk: CallFlow(desk, options).handle(step, event))
     return _twiml(reply)
 
@@ -199,3 +205,23 @@ def call_status():
         return Response(status=204)
     _run(lambda desk: desk.call_ended(event.call_sid, event.call_status))
     return Response(status=204)
+
+
+# --- a handler's question in the offline voice (ivr/question_voice.py) ---------------------------------
+
+@bp.get("/question-audio/<int:call_id>/<int:question_id>/<int:expires>/<mac>")
+def question_audio(call_id: int, question_id: int, expires: int, mac: str):
+    """The question the call is putting, spoken by espeak-ng: only with a fresh token for this call and
+    question, only while the call that unlocked the case lasts. Anything else is a plain 404."""
+    pin_key = _hotline().settings.pin_key
+    if not question_voice.token_is_valid(pin_key, call_id, question_id, expires, mac):
+        abort(404)
+    text = _run(lambda desk: desk.question_text_for_audio(call_id, question_id))
+    if text is None:
+        abort(404)
+    try:
+        audio = question_voice.synthesise(text)
+    except question_voice.SynthesisFailed as error:
+        log.error("could not speak a question with the offline voice (%s)", error)
+        abort(503)
+    return Response(audio, mimetype="audio/wav", headers={"Cache-Control": "no-store"})

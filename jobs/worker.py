@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 
+from sqlalchemy import select
+
+import metrics
 from jobs.recording import Workshop, run_job
+from storage.models import Job, JobKind, JobState
 
 log = logging.getLogger("hotline.worker")
 
@@ -31,6 +36,7 @@ class InProcessWorker:
     def start(self) -> None:
         if self._threads:
             return
+        self.workshop.transcriber = metrics.timed(self.workshop.transcriber)
         self._stop.clear()
         for number in range(self.thread_count):
             thread = threading.Thread(target=self._loop, name=f"hotline-worker-{number}", daemon=True)
@@ -58,7 +64,7 @@ class InProcessWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                ran = run_job(self.workshop)
+                ran = run_counted(self.workshop)
             except Exception as error:  # the database itself may be briefly unavailable; keep the worker alive
                 # Type and stack only: messages from the database layer can quote parameters.
                 log.error("worker could not run a job: %s\n%s", type(error).__name__,
@@ -83,7 +89,6 @@ class InProcessWorker:
                 self._wake.set()
             delay = self.sweep_seconds
 
-
     def _purge_loop(self) -> None:
         from jobs.retention import purge_for
 
@@ -98,7 +103,29 @@ class InProcessWorker:
 
 def run_until_idle(workshop: Workshop, limit: int = 1000) -> int:
     """Run due jobs in this thread until none is due (tests and the `jobs run` command)."""
+    workshop.transcriber = metrics.timed(workshop.transcriber)
     count = 0
-    while count < limit and run_job(workshop) is not None:
+    while count < limit and run_counted(workshop) is not None:
         count += 1
     return count
+
+
+# What a job's row says after a run: finished, queued again after a failure, given up, or another worker's.
+_OUTCOMES = {JobState.DONE: "done", JobState.QUEUED: "retry", JobState.FAILED: "failed"}
+_KINDS = tuple(kind.value for kind in JobKind)
+
+
+def run_counted(workshop: Workshop) -> int | None:
+    """run_job, with the run's outcome and time counted for the metrics (observability.py)."""
+    started = time.perf_counter()
+    job_id = run_job(workshop)
+    if job_id is None:
+        return None
+    try:
+        with workshop.db.session() as session:
+            kind, state = session.execute(select(Job.kind, Job.state).where(Job.id == job_id)).one()
+        # Still running: another worker took it over (this one lost its lease, and committed nothing).
+        metrics.job_ran(str(kind), _OUTCOMES.get(state, "lost"), time.perf_counter() - started, _KINDS)
+    except Exception as error:  # counting never stops the worker
+        log.warning("could not count job %s (%s)", job_id, type(error).__name__)
+    return job_id

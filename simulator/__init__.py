@@ -5,7 +5,7 @@ app (in-process through a Flask test client, or over HTTP), and the app's REST c
 go to FakeTwilio, a real HTTP server.
 """
 from .audio import padded_wav, silence_wav, tone_wav, wav_info
-from .call import DEFAULT_CALLER, DEFAULT_HOTLINE_NUMBER, CallSimulator, RecordingOutcome, SimulatedCall
+from .call import DEFAULT_CALLER, DEFAULT_HOTLINE_NUMBER, CallSimulator, DialedCall, RecordingOutcome, SimulatedCall
 from .errors import AppResponseError, SimulatorError, TwimlError
 from .fake_twilio import FakeTwilio, LoggedRequest
 from .params import WITHHELD_NUMBER
@@ -15,7 +15,7 @@ from .twiml import Document, Verb, parse_twiml
 from .webhooks import Exchange, Webhook
 
 __all__ = [
-    "AppResponseError", "CallSimulator", "DEFAULT_CALLER", "DEFAULT_HOTLINE_NUMBER", "Document", "Exchange",
+    "AppResponseError", "CallSimulator", "DEFAULT_CALLER", "DEFAULT_HOTLINE_NUMBER", "DialedCall", "Document", "Exchange",
     "FakeTwilio", "FlaskClientTransport", "HttpTransport", "LoggedRequest", "RecordingOutcome", "SIGNATURE_HEADER",
     "SimulatedCall", "SimulatorError", "TransportResponse", "TwimlError", "Verb", "WITHHELD_NUMBER", "Webhook",
     "padded_wav", "parse_twiml", "sign", "signed_headers", "silence_wav", "tone_wav", "wav_info",

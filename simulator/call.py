@@ -11,7 +11,10 @@
 The call follows the app's TwiML the way Twilio does: verbs run in order; <Gather> and <Record>
 wait for the caller; an unanswered <Gather> falls through to the next verb; an empty recording does
 not request the <Record> action; <Redirect> fetches new TwiML; <Hangup> or the end of the document
-ends the call, after which the number's status callback is sent. Every request is signed for the
+ends the call, after which the number's status callback is sent. <Dial> rings a number (its record
+kept on FakeTwilio, From being the callerId, or the caller's own number when there is none, as on
+Twilio) and waits for the test to say what the far end did: ``dial_answered()``, ``dial_busy()``,
+``dial_unanswered()``, ``dial_failed()``. Every request is signed for the
 public URL. Time is simulated (no sleeping): ``call.clock`` advances with what is said and done.
 """
 from __future__ import annotations
@@ -52,6 +55,18 @@ class RecordingOutcome:
 
     def __repr__(self) -> str:
         return f"RecordingOutcome({self.sid}, {self.status}, {self.duration} s, digits={self.digits!r})"
+
+
+class DialedCall:
+    """One <Dial>: the child call Twilio placed, and how it went."""
+
+    def __init__(self, sid: str, number: str, caller_id: str | None, shown_as: str, timeout: int):
+        self.sid, self.number, self.caller_id, self.shown_as, self.timeout = sid, number, caller_id, shown_as, timeout
+        self.status: str | None = None  # DialCallStatus once it ended
+        self.duration = 0
+
+    def __repr__(self) -> str:
+        return f"DialedCall({self.number}, shown as {self.shown_as}, {self.status or 'ringing'})"
 
 
 class SimulatedCall:
@@ -100,6 +115,7 @@ class SimulatedCall:
         self.exchanges: list[Exchange] = []  # every request sent to the app
         self.documents: list[Document] = []  # every TwiML document received
         self.recordings: list[RecordingOutcome] = []
+        self.dials: list[DialedCall] = []  # every <Dial>, in order
         self.pending: list[Webhook] = []  # async callbacks held back (callbacks="manual")
         self.clock = 0.0
         self.started_at = datetime.now(timezone.utc).replace(microsecond=0)
@@ -142,10 +158,11 @@ class SimulatedCall:
 
     @property
     def waiting_for(self) -> str | None:
-        """"keys" while a <Gather> waits, "recording" while a <Record> runs, else None."""
+        """"keys" while a <Gather> waits, "recording" while a <Record> runs, "dial" while a <Dial>
+        rings or is connected, else None."""
         if self._waiting is None:
             return None
-        return "keys" if self._waiting.name == "Gather" else "recording"
+        return {"Gather": "keys", "Record": "recording", "Dial": "dial"}[self._waiting.name]
 
     @property
     def waiting_verb(self) -> Verb | None:
@@ -207,6 +224,8 @@ class SimulatedCall:
         """
         keys = str(keys)
         verb = self._require_waiting(f"press {keys!r}")
+        if verb.name == "Dial":
+            raise SimulatorError("a <Dial> is ringing or connected: keys go to the other phone, not to the app")
         if not keys or any(key not in "0123456789*#" for key in keys):
             raise SimulatorError(f"a phone keypad has 0-9, * and #; cannot press {keys!r}")
         if verb.name == "Record":
@@ -245,6 +264,8 @@ class SimulatedCall:
     def waits(self) -> "SimulatedCall":
         """The caller does nothing: the <Gather> times out, or the <Record> hears only silence."""
         verb = self._require_waiting("wait")
+        if verb.name == "Dial":
+            raise SimulatorError("a <Dial> is ringing: say what the far end did (dial_unanswered(), dial_busy(), ...)")
         if verb.name == "Record":
             return self._end_recording(None, 0.0, END_WITH_SILENCE)
         self._caller_acts("CALLER waits (no input)")
@@ -291,10 +312,46 @@ class SimulatedCall:
         verb = self._require_waiting("hang up")
         if verb.name == "Record":
             return self._end_recording(None, 0.0, "hangup")
+        if verb.name == "Dial":
+            return self._end_dial(verb, self.dials[-1].status or "no-answer", caller_hung_up=True)
         self._caller_acts("CALLER hangs up")
         self._waiting = None
         self._end("caller")
         return self
+
+    # ---------------------------------------------------------------- the far end of a <Dial>
+
+    def dial_answered(self, talk_seconds: float = 60, ended_by: str = "callee") -> "SimulatedCall":
+        """The dialled phone answers; they talk, then the callee hangs up (the caller hears what the
+        <Dial> action returns) or the caller does (ended_by="caller": the call is over)."""
+        if ended_by not in ("callee", "caller"):
+            raise ValueError('ended_by must be "callee" or "caller"')
+        verb = self._require_dial("answer")
+        dialed = self.dials[-1]
+        self._caller_acts(f"DIALLED {dialed.number} answers; they talk for {talk_seconds:g} s; the {ended_by} hangs up")
+        self.clock += 3 + talk_seconds
+        dialed.duration = max(1, math.ceil(talk_seconds))
+        return self._end_dial(verb, "completed", caller_hung_up=ended_by == "caller")
+
+    def dial_unanswered(self) -> "SimulatedCall":
+        """Nobody picks up before the <Dial timeout>."""
+        verb = self._require_dial("ring out")
+        self._caller_acts(f"DIALLED {self.dials[-1].number} does not answer")
+        self.clock += self.dials[-1].timeout
+        return self._end_dial(verb, "no-answer")
+
+    def dial_busy(self) -> "SimulatedCall":
+        verb = self._require_dial("be busy")
+        self._caller_acts(f"DIALLED {self.dials[-1].number} is busy")
+        self.clock += 2
+        return self._end_dial(verb, "busy")
+
+    def dial_failed(self) -> "SimulatedCall":
+        """The number cannot be reached (it does not exist, or the carrier refused the call)."""
+        verb = self._require_dial("fail")
+        self._caller_acts(f"DIALLED {self.dials[-1].number} cannot be reached")
+        self.clock += 1
+        return self._end_dial(verb, "failed")
 
     # ---------------------------------------------------------------- callbacks for tests
 
@@ -403,6 +460,47 @@ class SimulatedCall:
         self._waiting = verb
         if "in-progress" in self._recording_events(verb):
             self._dispatch_async(self._recording_callback(verb, sid, "in-progress", None))
+
+    def _do_dial(self, verb: Verb) -> None:
+        number = (verb.text or verb.children[0].text).strip()
+        caller_id = verb.get("callerId")
+        # Without a callerId Twilio shows the caller's own number to the dialled phone.
+        shown_as = caller_id or self.identity.from_
+        sid = new_sid("CA")
+        self.dials.append(DialedCall(sid, number, caller_id, shown_as, verb.number("timeout", 30)))
+        if self.fake_twilio is not None:  # the child call has a record of its own at Twilio
+            self.fake_twilio.add_call(sid, from_=shown_as, to=number)
+        self._line(f"HOTLINE dials {number} (shown to them as {shown_as})")
+        self._waiting = verb
+
+    def _require_dial(self, action: str) -> Verb:
+        verb = self._require_waiting(f"have the dialled phone {action}")
+        if verb.name != "Dial":
+            raise SimulatorError(f"no <Dial> is ringing (waiting for {self.waiting_for})")
+        return verb
+
+    def _end_dial(self, verb: Verb, status: str, caller_hung_up: bool = False) -> "SimulatedCall":
+        dialed = self.dials[-1]
+        dialed.status = status
+        self._waiting = None
+        if self.fake_twilio is not None:
+            self.fake_twilio.end_call(dialed.sid, status)
+        extra = {"DialCallStatus": status, "DialCallSid": dialed.sid, "DialBridged": str(status == "completed").lower()}
+        if status == "completed":
+            extra["DialCallDuration"] = str(dialed.duration)
+        action = verb.get("action")
+        if caller_hung_up:
+            self._caller_acts("CALLER hangs up")
+            self._mark_over("caller")
+            if action:  # requested all the same; its TwiML is checked, not played
+                params = {**self.identity.voice_params("completed"), **extra}
+                self._dispatch_async(Webhook(kinds.DIAL_ACTION, verb.method(), self._resolve(action), params))
+            self._send_status_callback()
+            return self
+        if action:
+            self._fetch_twiml(kinds.DIAL_ACTION, self._resolve(action), verb.method(), extra)
+        self._run()  # without an action: the verb after <Dial>
+        return self
 
     def _do_redirect(self, verb: Verb) -> None:
         self._fetch_twiml(kinds.REDIRECT, self._resolve(verb.text), verb.method())
@@ -567,7 +665,7 @@ class SimulatedCall:
 
     def _deliver(self, webhook: Webhook, attempt: int = 1) -> Exchange:
         exchange = self._send(webhook, attempt=attempt)
-        if webhook.kind == kinds.RECORD_ACTION:
+        if webhook.kind in kinds.AFTER_HANGUP_ACTIONS:
             self._twiml_from(exchange)  # the caller is gone: the TwiML is checked, not played
         elif self.strict and (exchange.response is None or not 200 <= exchange.status < 300):
             raise AppResponseError(f"{exchange.describe()}: a callback must be answered with 2xx", exchange)

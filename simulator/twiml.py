@@ -6,8 +6,9 @@ value the attribute does not allow. The simulator raises TwimlError for all of t
 fails where a real call would have played "an application error has occurred".
 
 Only the verbs the hotline can use are executed (Say, Play, Pause, Gather, Record, Redirect,
-Hangup); other real Twilio verbs (Dial, Enqueue, ...) are recognised and refused as unsupported by
-the simulator, rather than misreported as unknown.
+Dial to a phone number, Hangup); other real Twilio verbs (Enqueue, Connect, ...) and Dial's other
+nouns (Client, Sip, Conference, Queue) are recognised and refused as unsupported by the simulator,
+rather than misreported as unknown.
 
 The parsed document is exposed (``Document.verbs``, ``Document.walk()``) so tests can check that
 the app only uses allow-listed verbs, nesting and attributes.
@@ -76,6 +77,15 @@ def _play_digits(value: str) -> bool:
     return bool(value) and all(key in "0123456789#*wW" for key in value)
 
 
+def _phone_number(value: str) -> bool:
+    """E.164, as <Dial callerId> needs (Twilio also takes a verified number written with spaces or dashes)."""
+    return re.fullmatch(r"\+?[0-9][0-9 ()-]{5,20}", value.strip()) is not None
+
+
+def _dial_timeout(value: str) -> bool:
+    return value.isdigit() and 5 <= int(value) <= 600
+
+
 @dataclass(frozen=True)
 class VerbSpec:
     attributes: dict[str, Check]
@@ -129,12 +139,32 @@ SPECS: dict[str, VerbSpec] = {
         }
     ),
     "Redirect": VerbSpec({"method": _method}, text="required"),
+    "Dial": VerbSpec(
+        {
+            "action": _url,
+            "answerOnBridge": _bool,
+            "callerId": _phone_number,
+            "hangupOnStar": _bool,
+            "method": _method,
+            "record": _one_of("do-not-record", "record-from-answer", "record-from-ringing",
+                              "record-from-answer-dual", "record-from-ringing-dual"),
+            "ringTone": _text,
+            "timeLimit": _positive_int,
+            "timeout": _dial_timeout,
+        },
+        children=frozenset({"Number"}),
+        text="optional",
+    ),
+    "Number": VerbSpec({"sendDigits": _play_digits, "url": _url, "method": _method}, text="required"),
     "Hangup": VerbSpec({}),
 }
+# Nouns: valid only inside their verb.
+NOUNS = {"Number": "Dial"}
+UNSIMULATED_NOUNS = frozenset({"Client", "Sip", "Conference", "Queue", "Application", "WhatsApp"})
 
 # Real Twilio voice verbs the simulator does not play; a document using one is refused clearly.
 UNSIMULATED_VERBS = frozenset(
-    {"Connect", "Dial", "Echo", "Enqueue", "Leave", "Pay", "Prompt", "Queue", "Refer", "Reject", "Sms", "Start", "Stop"}
+    {"Connect", "Echo", "Enqueue", "Leave", "Pay", "Prompt", "Queue", "Refer", "Reject", "Sms", "Start", "Stop"}
 )
 
 
@@ -226,6 +256,10 @@ def _verb(element: ET.Element, parent_path: str, nested_in: VerbSpec | None) -> 
     path = f"{parent_path}/{name}"
     if name in UNSIMULATED_VERBS:
         raise TwimlError(f"<{name}> at {path} is a Twilio verb the simulator does not support")
+    if name in UNSIMULATED_NOUNS and parent_path.endswith("/Dial"):
+        raise TwimlError(f"<{name}> at {path} is a <Dial> noun the simulator does not support")
+    if name in NOUNS and not parent_path.endswith("/" + NOUNS[name]):
+        raise TwimlError(f"<{name}> is a noun of <{NOUNS[name]}> and may not stand at {path}")
     spec = SPECS.get(name)
     if spec is None:
         raise TwimlError(f"unknown TwiML verb <{name}> at {path}")
@@ -260,4 +294,9 @@ def _verb(element: ET.Element, parent_path: str, nested_in: VerbSpec | None) -> 
         raise TwimlError(f"<Play> needs a URL or a digits attribute (at {path})")
     if name == "Play" and text and not _url(text):
         raise TwimlError(f"<Play> URL {text!r} is not a URL (at {path})")
+    if name == "Dial" and (bool(text) == bool(children) or len(children) > 1):
+        raise TwimlError(f"<Dial> needs one thing to dial: a number as its text, or one <Number> (at {path}); "
+                         "the simulator does not ring several at once")
+    if name in ("Dial", "Number") and text and not _phone_number(text):
+        raise TwimlError(f"<{name}> {text!r} is not a phone number (at {path})")
     return Verb(name, dict(element.attrib), text, tuple(children))

@@ -11,13 +11,16 @@ from .transport import TransportResponse
 VOICE = "voice"  # the number's voice URL, when the call arrives
 GATHER_ACTION = "gather-action"
 RECORD_ACTION = "record-action"
+DIAL_ACTION = "dial-action"  # <Dial action>: when the dialled call ends (or never started)
 REDIRECT = "redirect"
 RECORDING_STATUS = "recording-status"  # <Record recordingStatusCallback>
 CALL_STATUS = "call-status"  # the number's status callback URL
 MANUAL = "manual"  # sent by a test through call.post()
 
 # Kinds Twilio sends without waiting for them to drive the call (deliverable out of order).
-ASYNC_KINDS = (RECORDING_STATUS, CALL_STATUS, RECORD_ACTION)
+ASYNC_KINDS = (RECORDING_STATUS, CALL_STATUS, RECORD_ACTION, DIAL_ACTION)
+# Actions that can arrive after the caller hung up: Twilio checks their TwiML but plays nothing.
+AFTER_HANGUP_ACTIONS = (RECORD_ACTION, DIAL_ACTION)
 
 
 @dataclass(frozen=True)

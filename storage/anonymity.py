@@ -78,6 +78,7 @@ class _Coarsener:
                 if isinstance(obj, Call):
                     self._round(obj, "started_at", now)
                     self._round(obj, "ended_at")
+                    self._round(obj, "unlocked_at")  # only ever asked whether it is set
                 elif isinstance(obj, Job):
                     self._round(obj, "created_at", now)
                     self._touch(obj, now)

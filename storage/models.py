@@ -289,6 +289,10 @@ class Call(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Twilio's record of the call (the caller's number in it) is deleted: no Twilio id of the call is kept.
     deleted_at_twilio: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # When the caller gave the case's reference and PIN on this call: the line opens a handler's question
+    # only on such a call, while it lasts (storage/questions.py). The question being put to them now.
+    unlocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    question_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("questions.id"))
 
     case: Mapped[Case | None] = relationship()
 
@@ -321,6 +325,8 @@ class Recording(Base):
     transcription_error: Mapped[str | None] = mapped_column(Text)
     transcription_attempts: Mapped[int] = mapped_column(Integer, default=0)
     deleted_at_twilio: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The handler's question this take answers (storage/questions.py), if it is an answer.
+    question_id: Mapped[int | None] = mapped_column(ROW_ID, ForeignKey("questions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="recordings")
@@ -577,5 +583,105 @@ class AuditHead(Base):
 
 # --- questions to the caller (issue 9): Question and the case's question key live below -------------
 
+class QuestionState(enum.StrEnum):
+    QUEUED = "queued"  # written, not yet heard: a handler may withdraw it
+    HEARD = "heard"  # read to the caller on a call-back; asked again on the next until answered
+    ANSWERED = "answered"
+    WITHDRAWN = "withdrawn"
+
+
+class QuestionKey(Base):
+    """A case's question key pair (X25519). The private part is wrapped under a key derived (HKDF) from
+    the PIN key, the reference and the case's PIN: the line unwraps it only on a call that gave the
+    reference and PIN, and a copy of the database without the PIN key opens none (storage/questions.py)."""
+
+    __tablename__ = "question_keys"
+
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw, 32 bytes
+    wrapped_private_key: Mapped[bytes] = mapped_column(LargeBinary)  # salt | nonce | AES-GCM of the raw key
+    kdf: Mapped[str] = mapped_column(String(64))  # names the derivation, so a later one still opens older keys
+    # No time of its own: it is made as the case is opened, so its time would be the call's, to the second.
+
+
+class Question(Base):
+    """A handler's question to the caller of a case, asked on their next call-back. Sealed twice: to the
+    case's question key (line_sealed, for the line) and to the hotline key (item, for handlers)."""
+
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("case_id", "position"),)
+
+    id: Mapped[int] = _random_id_column()
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the case: the order they are asked in
+    state: Mapped[QuestionState] = mapped_column(enum_column(QuestionState, 16), default=QuestionState.QUEUED, index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    line_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    item_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("sealed_items.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heard_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # to the hour on an anonymous case
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # likewise
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    case: Mapped[Case] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    item: Mapped[SealedItem] = relationship()
+
+
+class PendingAuditEntry(Base):
+    """An audit entry the line owes for an anonymous case (a caller heard or answered a question), held
+    back until its hour is over: appended at once, its place in the chain, between the console's entries
+    and their precise times, would tell the minute of the call. storage/audit.py chains it with the
+    first entry appended after that hour."""
+
+    __tablename__ = "pending_audit_entries"
+
+    # In the order written, so a call's "heard" is chained before its "answered". A sequence orders these
+    # held-back entries only among themselves (all to the hour), never among the console's precise ones.
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # to the hour
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[AuditAction] = mapped_column(enum_column(AuditAction, 32))
+    case_reference: Mapped[str | None] = mapped_column(String(8))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
 
 # --- referrals to professional standards (issue 9): Force and Referral live below -----------------
+
+class Force(Base):
+    """A police force's professional standards department that referrals go to, registered by an admin,
+    with the age (age-encryption.org/v1) X25519 recipient its packages are encrypted to, if it gave one.
+    Removing a force keeps its row (removed_at), so past referrals still name who received them."""
+
+    __tablename__ = "forces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    age_recipient: Mapped[str | None] = mapped_column(String(128))  # "age1...": a public key, nothing secret
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """One package sent to a force: who, when, and the SHA-256 of exactly the bytes sent (the encrypted
+    file when encrypted), so the force can check what they received. No content of the package here."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ROW_ID, ForeignKey("cases.id"), index=True)
+    force_id: Mapped[int] = mapped_column(ForeignKey("forces.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    with_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    disguised: Mapped[bool] = mapped_column(Boolean, default=False)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    redactions: Mapped[int] = mapped_column(Integer, default=0)  # how many spans read "[redacted]"
+
+    force: Mapped[Force] = relationship()
+    actor: Mapped[User | None] = relationship()

@@ -147,6 +147,7 @@ ENUM_COLUMNS = [  # (table class, column, enum, the VARCHAR length the migration
     ("Job", "state", "JobState", 16),
     ("Call", "status", "CallStatus", 16),
     ("Call", "purpose", "CallPurpose", 16),
+    ("Question", "state", "QuestionState", 16),
 ]
 
 

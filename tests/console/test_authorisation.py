@@ -23,6 +23,8 @@ PINNED = (
     ("accounts.*", Policy(Audience.SIGNED_IN, Role.ADMIN)),
     ("audit.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
     ("retention.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
+    ("dashboard.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
+    ("referrals.*force*", Policy(Audience.SIGNED_IN, Role.ADMIN)),
     ("auth.sign_in", Policy(Audience.PUBLIC)),
     ("auth.enrol", Policy(Audience.PUBLIC)),
     ("healthz", Policy(Audience.PUBLIC)),

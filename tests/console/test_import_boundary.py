@@ -110,10 +110,22 @@ def _called(call: ast.Call) -> str | None:
     return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
 
 
+# The one opening the line does (issue 9): a handler's question, sealed to the case's own question key
+# (never the hotline key), unwrapped and opened in storage/questions.py only on a call that gave the case's
+# reference and PIN. Exactly these uses, in that module only.
+LINE_OPENINGS_ALLOWED = {"storage/questions.py": ["AESGCM(...).decrypt", "AESGCM(...).decrypt"]}
+
+
 def test_no_line_side_source_imports_the_console_or_opens_a_seal():
     files = line_side_files()
     assert len(files) > 20 and ROOT / "app.py" in files
-    found = [f"{path.relative_to(ROOT)}: {use}" for path in files for use in forbidden_uses(path.read_text())]
+    found = []
+    for path in files:
+        name, uses = str(path.relative_to(ROOT)), forbidden_uses(path.read_text())
+        if name in LINE_OPENINGS_ALLOWED:
+            assert uses == LINE_OPENINGS_ALLOWED[name], f"{name} opens more than its question key's seals"
+            continue
+        found += [f"{name}: {use}" for use in uses]
     assert found == []
 
 

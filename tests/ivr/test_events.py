@@ -81,3 +81,10 @@ def test_a_caller_number_that_is_not_plain_ascii_e164_is_not_offered_back(number
 
 def test_every_final_status_is_final():
     assert {s.value for s in CallStatus if s.is_final} == {"completed", "busy", "failed", "no-answer", "canceled"}
+
+
+@pytest.mark.parametrize("stand_in", ["+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"])
+def test_twilios_stand_ins_for_a_withheld_number_are_no_number(stand_in):
+    # Twilio sends these E.164-shaped numbers for an anonymous, restricted or unknown caller ID: taken at
+    # face value, the contact menu would offer a withheld caller "the number ending in 6, 8, 7".
+    assert _parse(From=stand_in).caller_number is None

@@ -52,6 +52,33 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    MIGRATED = "hotline_migrated"  # a template database at head, made once per server
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True)
+
+    def fill_from_migrated(self, url: str) -> None:
+        """Make the new, still empty database at url a copy of one migrated to head (PostgreSQL copies a
+        template far faster than Alembic replays every migration). Leaves it alone if anyone is
+        connected to it, or it is not one of new_database's: upgrade then does the work."""
+        from storage.migrate import upgrade
+
+        name = url.rsplit("/", 1)[1]
+        if not name.startswith("hotline_") or name == self.MIGRATED:
+            return
+        with self._admin() as connection:
+            if not getattr(self, "_migrated", False):
+                connection.execute(f'CREATE DATABASE "{self.MIGRATED}"')
+                upgrade(self.url(self.MIGRATED))  # its engine is disposed: nobody stays connected
+                self._migrated = True
+            busy = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+            if busy:
+                return
+            connection.execute(f'DROP DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.MIGRATED}"')
+
     def new_database(self) -> str:
         import psycopg
 

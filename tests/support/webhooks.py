@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.conftest import ACCOUNT_SID, PUBLIC_BASE_URL
 
-VERBS = {"Say", "Pause", "Gather", "Record", "Redirect", "Hangup"}
+VERBS = {"Say", "Pause", "Gather", "Record", "Redirect", "Dial", "Hangup"}
 GATHER_CHILDREN = {"Say", "Pause"}
 ATTRIBUTES = {
     "Say": {"voice", "language"},
@@ -20,6 +20,7 @@ ATTRIBUTES = {
         "recordingStatusCallback", "recordingStatusCallbackMethod", "recordingStatusCallbackEvent",
     },
     "Redirect": {"method"},
+    "Dial": {"action", "method", "callerId", "timeout"},  # the handover: nothing that carries the caller
     "Hangup": set(),
 }
 
@@ -85,7 +86,9 @@ def _check_verb(verb: ET.Element) -> None:
     if verb.tag == "Record":
         assert verb.attrib["recordingStatusCallback"] == PUBLIC_BASE_URL + "/ivr/recording-status"
         assert verb.attrib["recordingStatusCallbackEvent"] == "completed absent"
-        assert verb.attrib["finishOnKey"] == "#" and verb.attrib["playBeep"] == "true"
+        assert verb.attrib["finishOnKey"] == "#*" and verb.attrib["playBeep"] == "true"  # * also ends the call
         assert verb.attrib["trim"] == "trim-silence"
     if verb.tag == "Redirect":
         assert verb.text.startswith(PUBLIC_BASE_URL + "/ivr/")
+    if verb.tag == "Dial":
+        assert verb.attrib["action"] == PUBLIC_BASE_URL + "/ivr/handover-ended" and verb.attrib["callerId"]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 revision = '0008'
 # Main has 0006 (questions) and 0007 (referrals); this branch was tested on top of 0005 (see the report).
-down_revision = '0005'  # TESTING ON THIS BRANCH: the lead sets '0007' when merging
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

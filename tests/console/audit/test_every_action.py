@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from storage.models import AuditAction
+import re
+
+from sqlalchemy import select
+
+from storage.models import AuditAction, Case, Force, Question
 from tests.console.audit.support import named_case_saying, trail
 from tests.console.support import skip_until_built
 
@@ -30,6 +34,22 @@ def test_each_action_leaves_exactly_one_entry_of_its_kind(console_app, console, 
     accounts = lambda path, form: admin.post_form("/accounts/", form, action=f"/accounts/{target.user_id}/{path}")
     triage = lambda path, form: handler.post_form(case.url, form, action=f"{case.url}/{path}")
     new_password = "pw-changed-" + "x7" * 6
+
+    def force_id_named(name: str) -> int:
+        with console.db.session() as session:
+            return session.scalar(select(Force.id).where(Force.name == name))
+
+    def newest_question_id() -> int:
+        with console.db.session() as session:
+            return session.scalar(select(Question.id).join(Case).where(Case.reference == case.reference)
+                                  .order_by(Question.position.desc()).limit(1))
+
+    def exports_a_referral():
+        page = handler.get(f"{case.url}/referral").get_data(as_text=True)
+        versions = dict(re.findall(r'name="(version-\d+)" value="(\d+)"', page))
+        return handler.post_form(f"{case.url}/referral", {"force": str(force_id_named("Testshire Police")),
+                                                          "summary": "A bribe at a traffic stop.", **versions},
+                                 action=f"{case.url}/referral")
 
     def plays_the_audio():
         handler.get(case.media("audio"), headers={"Range": "bytes=0-99"})
@@ -60,6 +80,19 @@ def test_each_action_leaves_exactly_one_entry_of_its_kind(console_app, console, 
              lambda: triage("assign", {"assignee": str(handler.user_id)}), case=case.reference),
         Step("urgent", AuditAction.URGENT_CHANGED, handler, lambda: triage("urgent", {"urgent": "1"}),
              case=case.reference),
+        Step("question written", AuditAction.QUESTION_WRITTEN, handler,
+             lambda: handler.post_form(case.url, {"text": "Which station was it?"}, action=f"{case.url}/questions"),
+             case=case.reference),
+        Step("question withdrawn", AuditAction.QUESTION_WITHDRAWN, handler,
+             lambda: handler.post_form(case.url, {}, action=f"{case.url}/questions/{newest_question_id()}/withdraw"),
+             case=case.reference),
+        Step("force registered", AuditAction.FORCE_REGISTERED, admin,
+             lambda: admin.post_form("/referrals/forces", {"name": "Testshire Police"})),
+        Step("referral exported", AuditAction.REFERRAL_EXPORTED, handler, exports_a_referral, case=case.reference),
+        Step("force removed", AuditAction.FORCE_REMOVED, admin,
+             lambda: admin.post_form("/referrals/forces", {},
+                                     action=f"/referrals/forces/{force_id_named('Testshire Police')}/remove")),
+        Step("dashboard view", AuditAction.DASHBOARD_VIEWED, supervisor, lambda: supervisor.get("/dashboard")),
         Step("contact reveal", AuditAction.CONTACT_REVEALED, handler,
              lambda: triage("contact", {"reason": "to arrange a call back"}), case=case.reference),
         Step("invite", AuditAction.ACCOUNT_INVITED, admin,

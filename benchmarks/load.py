@@ -1,0 +1,584 @@
+"""How the line's webhooks hold up under load.  Run: python -m benchmarks.load [--quick] [--profile]
+
+Two gunicorn servers started with the Procfile's `web:` settings (its flags, --config gunicorn.conf.py,
+workers, threads, access log), bound to 127.0.0.1 only:
+
+  the hotline  "app:create_app(start_worker=True)" on a fresh SQLite database, the embedded worker on
+               (storing takes from a FakeTwilio on 127.0.0.1, transcribing them when the speech model
+               is in the test cache), the per-caller limit on;
+  the bare     a Flask app that answers each webhook path with fixed TwiML of the same shape (no
+               signature check, no database), the least a Python webhook under gunicorn can cost.
+
+Both get the same whole simulated calls (simulator/: signed as Twilio signs, TwiML followed as Twilio
+follows it): dial; 1 (new report); 1 (anonymous); 3 (category); speak a take, then #; 1 (keep it);
+hear the reference and PIN; hang up (then the status callback). Each call comes from its own number.
+
+(a) paced: N calls in flight (100; 20 with --quick), 1 s between the caller's key presses: latency of
+    each webhook, p50 and p99, hotline against bare;
+(b) saturated: 16 callers (gunicorn's 2 workers x 8 threads) with no pauses for a fixed time:
+    webhooks a second, hotline against bare, and the servers' CPU per webhook;
+(c) errors: any answer that is not 2xx, any TwiML the simulator refuses, any call that fails.
+
+Targets (issue 10): p99 <= 1.5x bare, saturated throughput >= 0.7x bare, zero errors. The client runs
+in this process (threads), on the same machine: it costs CPU too, the same for both servers.
+--profile also runs a few hundred in-process webhooks under cProfile and prints where the time goes.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC_BASE_URL = "https://hotline.bench"
+ACCOUNT_SID = "AC" + "0" * 31 + "7"
+P99_TARGET, THROUGHPUT_TARGET = 1.5, 0.7
+SATURATING_CALLERS = 16
+MAX_SECONDS_PER_PHASE = 600  # every loop here is bounded
+
+
+# --- the bare endpoint -----------------------------------------------------------------------------
+
+def bare_app(public_base_url: str = PUBLIC_BASE_URL):
+    """Fixed TwiML per path, shaped like the hotline's answers, so the simulator makes the same calls."""
+    from flask import Flask, Response
+
+    base = public_base_url.rstrip("/")
+
+    def gather(step: str, text: str) -> str:
+        return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="{base}/ivr/{step}" '
+                f'actionOnEmptyResult="false" input="dtmf" method="POST" numDigits="1" timeout="6">'
+                f'<Say language="en-GB" voice="Polly.Amy">{text}</Say></Gather>'
+                f'<Redirect method="POST">{base}/ivr/{step}</Redirect></Response>')
+
+    answers = {
+        "voice": gather("welcome", "Welcome. To make a new report, press 1."),
+        "welcome": gather("anonymity", "To stay anonymous, press 1."),
+        "anonymity": gather("category", "You are anonymous. What is your report about? Press 3."),
+        "category": (f'<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-GB" voice="Polly.Amy">'
+                     f'After the tone, please tell us what happened.</Say><Record action="{base}/ivr/recorded" '
+                     f'finishOnKey="#" maxLength="600" method="POST" playBeep="true" '
+                     f'recordingStatusCallback="{base}/ivr/recording-status" recordingStatusCallbackEvent='
+                     f'"completed absent" recordingStatusCallbackMethod="POST" timeout="10" trim="trim-silence" />'
+                     f'<Redirect method="POST">{base}/ivr/recorded</Redirect></Response>'),
+        "recorded": gather("after-recording", "Thank you. To keep your report, press 1."),
+        "after-recording": gather("read-back", "Your case reference is 1, 2, 3, 4. To hear it again, press 1."),
+        "read-back": ('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-GB" voice="Polly.Amy">'
+                      'Thank you for calling. Goodbye.</Say><Hangup /></Response>'),
+    }
+    app = Flask("bare")
+
+    @app.post("/ivr/<step>")
+    def webhook(step: str):
+        if step in ("recording-status", "status"):
+            return Response(status=204)
+        return Response(answers.get(step, answers["read-back"]), mimetype="text/xml")
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"
+
+    return app
+
+
+# --- the servers -----------------------------------------------------------------------------------
+
+GUNICORN_OVERRIDES: dict[str, str] = {}  # --workers/--threads from the command line, for experiments
+
+
+def procfile_web_command(port: int, app_spec: str | None = None) -> list[str]:
+    """The Procfile's web: command, bound to 127.0.0.1:port, with another app in place of the line's."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    words = shlex.split(line[len("web:"):])
+    command = []
+    for index, word in enumerate(words):
+        if "$PORT" in word:
+            word = f"127.0.0.1:{port}"  # never 0.0.0.0: the benchmark's servers take no outside traffic
+        elif index > 0 and words[index - 1] in GUNICORN_OVERRIDES:
+            word = GUNICORN_OVERRIDES[words[index - 1]]
+        command.append(word)
+    if app_spec is not None:
+        command[-1] = app_spec
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    return [str(gunicorn) if command[0] == "gunicorn" else command[0], *command[1:]]
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path, port: int):
+        self.name, self.port, self.log_path = name, port, log_path
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start in {timeout:.0f} s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of gunicorn's master and its workers, from /proc."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def server_errors(self) -> int:
+        """5xx answers in gunicorn's access log (the request line, then the status)."""
+        text = self.log_path.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if '" 5' in line and "HTTP/1" in line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parts = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(parts[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+# --- the calls ----------------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)  # ms, one per webhook
+    bad_status: int = 0
+    failed_calls: int = 0
+    calls: int = 0
+    problems: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, ms: float, status: int) -> None:
+        with self.lock:
+            self.latencies.append(ms)
+            if not 200 <= status < 300:
+                self.bad_status += 1
+
+    def failed(self, problem: str) -> None:
+        with self.lock:
+            self.failed_calls += 1
+            if len(self.problems) < 5:
+                self.problems.append(problem)
+
+
+def timed_transport(base_url: str, tally: Tally):
+    from simulator.transport import HttpTransport
+
+    class Timed(HttpTransport):
+        def send(self, method, public_base_url, path, form, headers):
+            started = time.perf_counter()
+            response = super().send(method, public_base_url, path, form, headers)
+            tally.add((time.perf_counter() - started) * 1000, response.status)
+            return response
+
+    return Timed(base_url)
+
+
+def one_call(simulator, number: str, take: bytes, pause: float) -> None:
+    """A whole report: the menus, a take, the read-back, a hang-up."""
+    def pause_a_moment() -> None:
+        if pause:
+            time.sleep(pause)
+
+    call = simulator.dial(from_=number)
+    for keys in ("1", "1", "3"):
+        pause_a_moment()
+        call.presses(keys)
+    pause_a_moment()
+    call.says(take, then="#")
+    pause_a_moment()
+    call.presses("1")
+    if not call.hears("reference"):
+        raise RuntimeError(f"unexpected at the end: {call.heard_since_last_action[-1:]}")
+    pause_a_moment()
+    if not call.is_over:
+        call.hangs_up()
+
+
+def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in_flight: int, pause: float,
+              calls_per_caller: int | None = None, seconds: float | None = None) -> tuple[Tally, float, float]:
+    """in_flight callers, each making calls one after another (a number of them, or for a time).
+    Returns the tally, the wall time and the server's CPU seconds."""
+    from simulator.call import CallSimulator
+
+    tally = Tally()
+    deadline = time.monotonic() + min(seconds or MAX_SECONDS_PER_PHASE, MAX_SECONDS_PER_PHASE)
+    numbers = iter(range(10**7))
+    numbers_lock = threading.Lock()
+
+    def caller(index: int) -> None:
+        simulator = CallSimulator(timed_transport(server.url, tally), public_base_url=PUBLIC_BASE_URL,
+                                  account_sid=ACCOUNT_SID, auth_token=token, fake_twilio=fake_twilio)
+        rng = random.Random(index)
+        time.sleep(rng.uniform(0, pause))  # arrivals spread over the first second, not all at once
+        made = 0
+        while time.monotonic() < deadline and (calls_per_caller is None or made < calls_per_caller):
+            with numbers_lock:
+                number = f"+447700{next(numbers):06d}"[:13]
+            try:
+                one_call(simulator, number, takes[made % len(takes)], pause)
+            except Exception as error:  # AppResponseError, TwimlError, SimulatorError, a timeout
+                tally.failed(f"{type(error).__name__}: {str(error)[:160]}")
+            with tally.lock:
+                tally.calls += 1
+            made += 1
+            simulator.calls.clear()
+
+    cpu_before, started = server.cpu_seconds(), time.monotonic()
+    threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(MAX_SECONDS_PER_PHASE + 60)
+    return tally, time.monotonic() - started, server.cpu_seconds() - cpu_before
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def wait_for_jobs(database_url: str, timeout: float) -> int:
+    """Wait until the hotline has stored its takes (the recording jobs, not the later call-record
+    deletes), so the next measurement is not sharing the CPU with them. Returns the jobs left."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + timeout
+    left = 0
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                left = connection.execute(text(
+                    "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running') AND kind != 'delete-call'"
+                )).scalar()
+            if not left:
+                return 0
+            time.sleep(1)
+    finally:
+        engine.dispose()
+    return left
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+def takes_for_run(transcribing: bool) -> tuple[list[bytes], str]:
+    from simulator.audio import tone_wav
+
+    if transcribing:
+        try:
+            from tests.support import speech_corpus
+
+            utterances = speech_corpus.load_utterances()[:6]
+            return [speech_corpus.telephone_wav(u, "signed-integer") for u in utterances], "real speech"
+        except Exception:
+            pass
+    return [tone_wav(2.0)], "a 2 s tone"
+
+
+def model_dir() -> Path | None:
+    try:
+        from transcription.model import check_model, pinned_model_dir
+
+        path = pinned_model_dir(Path.home() / ".cache" / "hotline")
+        check_model(path)
+        return path
+    except Exception:
+        return None
+
+
+@dataclass
+class Target:
+    server: "Server"
+    database_url: str | None  # the hotline's, to wait for its jobs; None for the bare endpoint
+    label: str
+
+
+def hotline_env(workspace: Path, name: str, token: str, fake, model: Path | None,
+                database_url: str | None = None) -> tuple[dict[str, str], str]:
+    from storage.crypto import write_key_pair
+    from storage.migrate import upgrade
+    from tests.support.processes import free_port
+
+    data_dir = workspace / name
+    data_dir.mkdir(mode=0o700)
+    write_key_pair(data_dir / "keys", "benchmark passphrase, not a secret")
+    database_url = database_url or f"sqlite:///{data_dir / 'hotline.db'}"
+    upgrade(database_url)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
+           "HOTLINE_ENV": "production", "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": token, "HOTLINE_PIN_KEY": secrets.token_urlsafe(48),
+           "HOTLINE_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, "TWILIO_API_BASE": fake.api_base,
+           "HOTLINE_WORKER": "inprocess", "HOTLINE_TRANSCRIPTION": "on" if model else "off",
+           "HOTLINE_TWILIO_SWEEP_SECONDS": "0",
+           # Each line's metrics on a port of its own (as in production, on 127.0.0.1): they cost what they cost.
+           "HOTLINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
+    if model:
+        env["VOSK_MODEL_PATH"] = str(model)
+    return env, database_url
+
+
+def run(quick: bool, profile: bool, transcription: bool, postgresql: str | None = None) -> None:
+    server = None
+    if postgresql == "auto":
+        from tests.support.postgres import PostgresServer
+
+        server = PostgresServer().start()
+        postgresql = server.new_database()
+    try:
+        _run(quick, profile, transcription, postgresql)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(quick: bool, profile: bool, transcription: bool, postgresql: str | None) -> None:
+    from simulator.fake_twilio import FakeTwilio
+    from tests.support.processes import free_port
+
+    in_flight, calls_each, saturated_seconds = (20, 1, 5.0) if quick else (100, 3, 20.0)
+    model = model_dir() if transcription else None
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="hotline-load-") as folder, FakeTwilio(ACCOUNT_SID, token) as fake:
+        workspace = Path(folder)
+        takes, take_kind = takes_for_run(model is not None)
+        targets: list[Target] = []
+        bare_env, _ = hotline_env(workspace, "bare", token, fake, None)
+        port = free_port()
+        targets.append(Target(Server("bare", procfile_web_command(port, f"benchmarks.load:bare_app('{PUBLIC_BASE_URL}')"),
+                                     bare_env, workspace / "bare.log", port), None, "bare endpoint"))
+        lines = [("hotline", None, None), ("hotline+stt", model, None), ("hotline-pg", None, postgresql)]
+        for name, with_model, database in lines:
+            if (name == "hotline+stt" and model is None) or (name == "hotline-pg" and not postgresql):
+                continue
+            env, database_url = hotline_env(workspace, name, token, fake, with_model, database)
+            port = free_port()
+            targets.append(Target(Server(name, procfile_web_command(port), env, workspace / f"{name}.log", port),
+                                  database_url, "the line" + (", transcribing its takes" if with_model else "")))
+        print(f"servers: gunicorn {' '.join(procfile_web_command(0)[1:-1]).replace('127.0.0.1:0', '127.0.0.1:PORT')}")
+        print(f"takes: {take_kind}; transcription in the line's process: "
+              f"{'measured both off and on' if model else 'off' if not transcription else 'off (no speech model in the test cache)'}",
+              flush=True)
+        results: dict[str, dict[str, tuple[Tally, float, float]]] = {"paced": {}, "saturated": {}}
+        errors: dict[str, int] = {}
+        try:
+            for target in targets:
+                target.server.wait_ready()
+            for target in targets:
+                server = target.server
+                run_calls(server, fake, token, takes, in_flight=2, pause=0.0, calls_per_caller=2)  # warm up
+                if target.database_url:
+                    wait_for_jobs(target.database_url, 120)
+                for phase, options in (("paced", dict(in_flight=in_flight, pause=1.0, calls_per_caller=calls_each)),
+                                       ("saturated", dict(in_flight=SATURATING_CALLERS, pause=0.0,
+                                                          seconds=saturated_seconds))):
+                    print(f"[{phase}] {server.name} ...", flush=True)
+                    results[phase][server.name] = run_calls(server, fake, token, takes, **options)
+                    if target.database_url and server.name != "hotline+stt":  # its backlog would take minutes
+                        left = wait_for_jobs(target.database_url, 120)
+                        if left:
+                            print(f"    ({left} recording jobs still waiting after the phase)")
+                server.stop()  # the next target has the machine to itself
+                errors[server.name] = server.server_errors()
+        finally:
+            for target in targets:
+                target.server.stop()
+        report(results, in_flight, errors, [t.server.name for t in targets])
+        if profile:
+            profile_webhooks(folder, fake, token, 40 if quick else 100)
+
+
+def report(results, in_flight: int, server_errors: dict[str, int], names: list[str]) -> None:
+    paced, saturated = results["paced"], results["saturated"]
+    print(f"\n(a) {in_flight} calls in flight, 1 s between key presses (latency of each webhook, ms)")
+    print(f"    {'server':12} {'calls':>6} {'webhooks':>9} {'p50':>8} {'p99':>8} {'max':>8} {'p50 x bare':>11} "
+          f"{'p99 x bare':>11}")
+    bare = paced["bare"][0].latencies
+    for name in names:
+        tally, _, _ = paced[name]
+        lat = tally.latencies
+        p50, p99 = percentile(lat, .5), percentile(lat, .99)
+        verdict = "" if name == "bare" else ("  ok" if p99 / percentile(bare, .99) <= P99_TARGET else "  MISSED")
+        print(f"    {name:12} {tally.calls:6} {len(lat):9} {p50:8.1f} {p99:8.1f} {max(lat):8.1f} "
+              f"{p50 / percentile(bare, .5):10.2f}x {p99 / percentile(bare, .99):10.2f}x{verdict}")
+    print(f"    target: p99 <= {P99_TARGET}x the bare endpoint's")
+
+    print(f"\n(b) saturated: {SATURATING_CALLERS} callers, no pauses (server CPU: gunicorn's master and workers)")
+    print(f"    {'server':12} {'seconds':>8} {'webhooks':>9} {'per s':>8} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU ms/webhook':>15}")
+    rates = {}
+    for name in names:
+        tally, wall, cpu = saturated[name]
+        lat = tally.latencies
+        rates[name] = len(lat) / wall
+        ratio = rates[name] / rates["bare"]
+        verdict = "" if name == "bare" else ("  ok" if ratio >= THROUGHPUT_TARGET else "  MISSED")
+        print(f"    {name:12} {wall:8.1f} {len(lat):9} {rates[name]:8.1f} {ratio:6.2f}x {percentile(lat, .5):8.1f} "
+              f"{percentile(lat, .99):8.1f} {cpu * 1000 / max(1, len(lat)):15.2f}{verdict}")
+    print(f"    target: throughput >= {THROUGHPUT_TARGET}x the bare endpoint's")
+
+    print("\n(c) errors (must be 0)")
+    for name in names:
+        bad = sum(results[p][name][0].bad_status for p in results)
+        failed = sum(results[p][name][0].failed_calls for p in results)
+        problems = [p for phase in results for p in results[phase][name][0].problems]
+        print(f"    {name:12} non-2xx answers {bad}, 5xx in the access log {server_errors.get(name, 0)}, "
+              f"failed calls {failed}" + (f"; e.g. {problems[0]}" if problems else ""))
+
+
+# --- where the time goes ------------------------------------------------------------------------------
+
+def profile_webhooks(workspace: str, fake, token: str, calls: int) -> None:
+    """The line in this process (Flask test client, SQLite, no worker) under cProfile."""
+    from app import create_app
+    from settings import Settings
+    from simulator.audio import tone_wav
+    from simulator.call import CallSimulator
+
+    env, _ = hotline_env(Path(workspace), "profile", token, fake, None)
+    settings = Settings.from_env(dict(env, HOTLINE_WORKER="off"), web=True)
+    app = create_app(settings)
+    simulator = CallSimulator.for_flask_app(app, public_base_url=PUBLIC_BASE_URL, account_sid=ACCOUNT_SID,
+                                            auth_token=token, fake_twilio=fake)
+    take = tone_wav(2.0)
+    for n in range(3):  # warm: statement caches, imports
+        one_call(simulator, f"+44770090{n:04d}", take, 0.0)
+    warm = len(simulator.calls)
+    statements: list[str] = []
+    from sqlalchemy import event
+
+    event.listen(app.extensions["hotline"].db.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement.split(None, 1)[0].upper()))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for n in range(calls):
+        one_call(simulator, f"+44770091{n:04d}", take, 0.0)
+    profiler.disable()
+    webhooks = sum(len(call.exchanges) for call in simulator.calls[warm:])
+    app.extensions["hotline"].db.dispose()
+
+    entries = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+
+    def cumulative(match: Callable[[str, str], bool]) -> float:
+        # Outermost matching frames only, so a function reached through another match is not counted twice.
+        return sum(cum for (path, _, name), (_, _, _, cum, callers) in entries.items()
+                   if match(path, name) and not any(match(c[0], c[2]) for c in callers))
+
+    def ours(module: str, *names: str) -> Callable[[str, str], bool]:
+        return lambda path, name: path.endswith(module) and name in names
+
+    whole = cumulative(ours("flask/app.py", "wsgi_app"))
+    parts = [
+        ("signature check (ivr/signature.py)", ours("ivr/signature.py", "twilio_signature_is_valid")),
+        ("form parsing and CallEvent (ivr/events.py)", ours("ivr/views.py", "_event")),
+        ("per-caller limit (ivr/limits.py)", ours("ivr/limits.py", "refusal")),
+        ("call flow and desk, their SQL included (CallFlow.handle)", ours("ivr/flow.py", "handle")),
+        ("callbacks' desk work (recording status, call ended)", ours("ivr/desk.py", "recording_status", "call_ended")),
+        ("commit, with the flush of what the flow changed", lambda p, n: n == "commit" and p.endswith("orm/session.py")),
+        ("TwiML rendering (twilio VoiceResponse)", ours("ivr/twiml.py", "render")),
+    ]
+    across = [
+        ("SQL statements (SQLAlchemy Connection.execute)", ours("engine/base.py", "_execute_context")),
+        ("  of which in SQLite itself (cursor.execute)", lambda p, n: n == "<method 'execute' of 'sqlite3.Cursor' objects>"),
+        ("ORM flushes (Session._flush)", ours("orm/session.py", "_flush")),
+        ("the anonymity hook on each flush (storage/anonymity.py)", ours("storage/anonymity.py", "__call__")),
+    ]
+    print(f"\n(d) where a webhook's time goes: {webhooks} webhooks of {calls} whole calls in this process under "
+          f"cProfile (Flask test client, SQLite, no worker; the profiler's overhead is included)")
+    print(f"    {'':60} {'ms/webhook':>11} {'share':>7}")
+    print(f"    {'whole request (Flask wsgi_app)':60} {whole * 1000 / webhooks:11.3f} {100:6.0f}%")
+    counted = 0.0
+    for label, match in parts:
+        seconds = cumulative(match)
+        counted += seconds
+        print(f"    {label:60} {seconds * 1000 / webhooks:11.3f} {100 * seconds / whole:6.1f}%")
+    rest = whole - counted
+    print(f"    {'the rest (Flask, werkzeug, sessions opened and closed)':60} {rest * 1000 / webhooks:11.3f} "
+          f"{100 * rest / whole:6.1f}%")
+    print("    across the parts above:")
+    for label, match in across:
+        seconds = cumulative(match)
+        print(f"    {label:60} {seconds * 1000 / webhooks:11.3f} {100 * seconds / whole:6.1f}%")
+    kinds = {kind: statements.count(kind) for kind in sorted(set(statements))}
+    print(f"    SQL statements per webhook: {len(statements) / webhooks:.2f} ("
+          + ", ".join(f"{kind} {count / webhooks:.2f}" for kind, count in kinds.items()) + ")")
+    print("\n    the functions of ours with the most cumulative time:")
+    mine = sorted(((key, value) for key, value in entries.items()
+                   if str(ROOT) in key[0] and "/simulator/" not in key[0] and "/benchmarks/" not in key[0]
+                   and "/.venv/" not in key[0]), key=lambda item: item[1][3], reverse=True)[:14]
+    for (path, line, name), (_, calls_made, _, cumtime, _) in mine:
+        where = str(Path(path).relative_to(ROOT))
+        print(f"    {cumtime * 1000 / webhooks:8.3f} ms/webhook  {calls_made / webhooks:5.2f} calls/webhook  "
+              f"{name} ({where}:{line})")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 calls in flight, 5 s saturated (the CI form)")
+    parser.add_argument("--profile", action="store_true", help="also profile in-process webhooks (cProfile)")
+    parser.add_argument("--profile-only", action="store_true", help="only the profile: no servers, no load")
+    parser.add_argument("--no-transcription", action="store_true",
+                        help="leave transcription off even when the speech model is in the test cache")
+    parser.add_argument("--postgresql", metavar="URL|auto",
+                        help="also measure the line on PostgreSQL: an empty database's URL, or 'auto' for a "
+                             "throwaway server on 127.0.0.1 (as the tests start one)")
+    parser.add_argument("--workers", help="instead of the Procfile's --workers (an experiment, both servers)")
+    parser.add_argument("--threads", help="instead of the Procfile's --threads (an experiment, both servers)")
+    arguments = parser.parse_args(argv)
+    for flag in ("workers", "threads"):
+        if getattr(arguments, flag):
+            GUNICORN_OVERRIDES[f"--{flag}"] = str(int(getattr(arguments, flag)))
+    if arguments.profile_only:
+        from simulator.fake_twilio import FakeTwilio
+
+        token = secrets.token_hex(16)
+        with tempfile.TemporaryDirectory(prefix="hotline-profile-") as folder, FakeTwilio(ACCOUNT_SID, token) as fake:
+            profile_webhooks(folder, fake, token, 40 if arguments.quick else 100)
+        return
+    run(arguments.quick, arguments.profile, not arguments.no_transcription, arguments.postgresql)
+
+
+if __name__ == "__main__":
+    main()
