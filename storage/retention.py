@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from settings import RetentionPolicy
@@ -39,7 +39,11 @@ from storage.models import (
     CaseView,
     Job,
     JobState,
+    PendingAuditEntry,
+    Question,
+    QuestionKey,
     Recording,
+    Referral,
     ReferenceFailureHour,
     ReferenceLock,
     SealedItem,
@@ -125,8 +129,8 @@ class PurgeRefused(Exception):
 
 def purge_case(session: Session, blobs: BlobStore, case_id: int, policy: RetentionPolicy,
                now: datetime | None = None) -> str:
-    """Delete one due case: its blobs, sealed items, takes, calls, jobs, events, corrections, views and
-    failed-PIN counts, then the case; append its tombstone. Returns the reference. Re-checks under the
+    """Delete one due case: its blobs, sealed items, takes, calls, jobs, events, corrections, views,
+    questions, question key, referrals and failed-PIN counts, then the case; append its tombstone. Returns the reference. Re-checks under the
     case's row lock (PostgreSQL) that it is still due, so a hold placed meanwhile wins. The caller commits."""
     case = session.scalar(select(Case).where(Case.id == case_id).with_for_update())
     if case is None:
@@ -143,6 +147,16 @@ def purge_case(session: Session, blobs: BlobStore, case_id: int, policy: Retenti
         # A job still at work on it (e.g. Twilio's record of a call): the next purge tries again.
         raise PurgeRefused("its jobs are still running")
     blob_keys = list(session.scalars(select(SealedItem.blob_key).where(SealedItem.case_id == case_id)))
+    # Questions to the caller: unlink the takes that answer them and the calls putting them, then the
+    # questions (the line's copy is in the row; the handlers' copy is a sealed item, deleted below), the
+    # case's question key, and the referrals sent (who and when, the package's hash: no content).
+    question_ids = list(session.scalars(select(Question.id).where(Question.case_id == case_id)))
+    if question_ids:
+        session.execute(update(Recording).where(Recording.question_id.in_(question_ids)).values(question_id=None))
+        session.execute(update(Call).where(Call.question_id.in_(question_ids)).values(question_id=None))
+    session.execute(delete(Question).where(Question.case_id == case_id))
+    session.execute(delete(QuestionKey).where(QuestionKey.case_id == case_id))
+    session.execute(delete(Referral).where(Referral.case_id == case_id))
     session.execute(delete(CaseView).where(CaseView.case_id == case_id))
     session.execute(delete(CaseEvent).where(CaseEvent.case_id == case_id))
     session.execute(delete(TranscriptVersion).where(TranscriptVersion.recording_id.in_(recording_ids)))
@@ -160,7 +174,12 @@ def purge_case(session: Session, blobs: BlobStore, case_id: int, policy: Retenti
     session.execute(delete(ReferenceFailureHour).where(ReferenceFailureHour.reference == reference))
     session.expunge(case)
     session.execute(delete(Case).where(Case.id == case_id))
+    # The tombstone; appending it first chains the line's held-back entries whose hour is over, this
+    # case's among them (storage/audit.py). Those of the case still held back (its hour not yet over) go
+    # with the case: chained after its tombstone they would tell, to the minute, that its caller was on
+    # the line just before the purge.
     record(session, AuditAction.CASE_PURGED, actor_label="system", case_reference=reference)
+    session.execute(delete(PendingAuditEntry).where(PendingAuditEntry.case_reference == reference))
     session.flush()
     return reference
 

@@ -181,3 +181,60 @@ def test_this_month_s_key_is_kept_even_with_no_case_left(hotline):
     assert run_purge(hotline) == {"purged": 1}
     assert period_of(utcnow()) in months(hotline)  # a call may be opening this month's next case right now
     assert reference
+
+
+def test_a_purged_case_with_questions_and_a_referral_leaves_only_its_tombstone(hotline):
+    """Issue 9's rows go with the case: its question (both copies), the take answering it and the call
+    putting it, its question key, the referral sent, and the line's audit entries still held back."""
+    from console.questions.services import write_question
+    from storage import questions
+    from storage.anonymity import coarse
+    from storage.audit import record_after_the_hour
+    from storage.cases import take_owner
+    from storage.models import Force, PendingAuditEntry, Question, QuestionKey, Referral, Role, User
+
+    reference = a_worked_case(hotline, MARCH, CaseStatus.NO_FURTHER_ACTION, 100)
+    with hotline.db.session() as session:
+        case = session.scalar(select(Case).where(Case.reference == reference))
+        handler = User(username="hana", display_name="Hana Handler", role=Role.HANDLER)
+        force = Force(name="Anyshire Police PSD")
+        session.add_all([handler, force])
+        session.flush()
+        questions.ensure_question_key(session, hotline.settings.pin_key, case)
+        question = write_question(session, hotline.sealer, case, handler, "Which station was it?")
+        assert question.item.key_period == "2026-03"  # the handlers' copy: under March's period key
+        call = session.scalar(select(Call).where(Call.case_id == case.id))
+        call.unlocked_at = utcnow()
+        questions.put_to_caller(session, call, question)
+        answer = Recording(case_id=case.id, call_id=call.id, position=2, recording_sid=None, duration_seconds=3)
+        session.add(answer)
+        session.flush()
+        answer.audio_item_id = hotline.sealer.seal_item(session, case, "recording", b"the answer",
+                                                        owner=take_owner(answer.id)).id
+        assert questions.answer_recorded(session, call, answer) is question
+        session.add(Referral(case_id=case.id, force_id=force.id, actor_id=handler.id, sha256="0" * 64, size=1))
+        this_hour = coarse(utcnow())
+        for hour in (this_hour - timedelta(hours=1), this_hour):  # one due for the chain, one still held back
+            record_after_the_hour(session, AuditAction.QUESTION_HEARD, actor_label="line", case_reference=reference,
+                                  detail={"question": question.id}, hour=hour)
+        session.commit()
+        last_before = session.scalar(select(func.max(AuditEntry.id)))
+
+    assert run_purge(hotline)["purged"] == 1
+    with hotline.db.session() as session:
+        for table in (Case, Call, Recording, SealedItem, BlobRow, Job, CaseEvent, ReferenceLock, Question,
+                      QuestionKey, Referral, PendingAuditEntry):
+            assert session.scalar(select(func.count()).select_from(table)) == 0, table.__name__
+        assert session.scalar(select(func.count(Force.id))) == 1  # the force is not the case's
+        appended = session.execute(select(AuditEntry.action, AuditEntry.case_reference).where(
+            AuditEntry.id > last_before).order_by(AuditEntry.id)).all()
+        # The held-back entry whose hour is over is chained first; the one of this hour goes with the case.
+        # March had this case only: its key goes too, and with it the question's copy in any backup.
+        assert [tuple(row) for row in appended] == [(AuditAction.QUESTION_HEARD, reference),
+                                                    (AuditAction.CASE_PURGED, reference),
+                                                    (AuditAction.PERIOD_KEY_DESTROYED, None)]
+    assert "2026-03" not in months(hotline)
+    from console.audit.services import verify_chain
+
+    with hotline.db.session() as session:
+        assert verify_chain(session).ok
