@@ -606,7 +606,8 @@ class QuestionKey(Base):
 
 class Question(Base):
     """A handler's question to the caller of a case, asked on their next call-back. Sealed twice: to the
-    case's question key (line_sealed, for the line) and to the hotline key (item, for handlers)."""
+    case's question key (line_sealed, for the line) and, as a sealed item for handlers, to the case's
+    period key, which the hotline key opens (item; seal v3, storage/keystore.py)."""
 
     __tablename__ = "questions"
     __table_args__ = (UniqueConstraint("case_id", "position"),)
