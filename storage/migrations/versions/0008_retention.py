@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-# Main has 0006 (questions) and 0007 (referrals); this branch was tested on top of 0005 (see the report).
+# After main's 0006 (questions) and 0007 (referrals), since the merge of main into retention.
 down_revision = '0007'
 branch_labels = None
 depends_on = None
