@@ -104,6 +104,36 @@ class EnvReader:
             raise ConfigError(f"{who} cannot start:\n  - " + "\n  - ".join(self.problems))
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long a case is kept once its outcome is known (storage/retention.py), in days from the status
+    change that settled it: no further action (and closed after it), referred (and closed after it).
+    New and in-review cases are never due. A lifted legal hold gives at least after_hold_days more."""
+
+    no_further_action_days: int = 90
+    referred_days: int = 365
+    after_hold_days: int = 30
+
+
+def read_retention(env: EnvReader) -> RetentionPolicy:
+    """The retention settings, read alike by the workers (who purge) and the console (which shows what is due)."""
+    return RetentionPolicy(
+        no_further_action_days=env.integer("HOTLINE_RETAIN_NO_FURTHER_ACTION_DAYS", 90, maximum=36500),
+        referred_days=env.integer("HOTLINE_RETAIN_REFERRED_DAYS", 365, maximum=36500),
+        after_hold_days=env.integer("HOTLINE_RETAIN_AFTER_HOLD_DAYS", 30, maximum=36500),
+    )
+
+
+def read_key_store_url(env: EnvReader, data_dir: Path) -> str:
+    """The period keys' store: not the main database, whose backups must not carry them (storage/keystore.py)."""
+    url = env.text("HOTLINE_KEY_STORE_URL", f"sqlite:///{data_dir / 'keystore' / 'period-keys.db'}")
+    database_url = env.text("DATABASE_URL", f"sqlite:///{data_dir / 'hotline.db'}")
+    if url == database_url:
+        env.problems.append("HOTLINE_KEY_STORE_URL must not be DATABASE_URL: backups of the database would "
+                            "then carry the period keys, and deleting a case would not reach them")
+    return url
+
+
 def data_dir_from_env(environ: Mapping[str, str] | None = None) -> Path:
     """HOTLINE_DATA_DIR alone, for commands that run before the hotline is configured (fetching the model)."""
     return EnvReader(os.environ if environ is None else environ).data_dir()
@@ -199,6 +229,12 @@ class Settings:
     twilio_sweep_seconds: int = 600
     # How finely anything stored about an anonymous call is timed: "hour" or "day" (storage/anonymity.py).
     anonymous_time: str = "hour"
+    # Period keys (storage/keystore.py) and retention (storage/retention.py). The key store's URL has a
+    # default in from_env; "" here (tests that build Settings by hand) means items are sealed v2.
+    key_store_url: str = ""
+    retention: RetentionPolicy = RetentionPolicy()
+    # How often workers purge the cases that are due and destroy spent period keys (0: never).
+    purge_seconds: int = 3600
     # --- metrics (observability.py): (host, port), or None for no endpoint; the folder where gunicorn's
     # workers leave their counts for the master to serve, or None outside gunicorn.
     metrics_address: tuple[str, int] | None = None
@@ -341,6 +377,9 @@ class Settings:
             job_sweep_seconds=integer("HOTLINE_SWEEP_SECONDS", DEFAULT_JOB_SWEEP_SECONDS),
             twilio_sweep_seconds=integer("HOTLINE_TWILIO_SWEEP_SECONDS", 600, minimum=0),
             anonymous_time=choice("HOTLINE_ANONYMOUS_TIME", ANONYMOUS_TIMES, "hour"),
+            key_store_url=read_key_store_url(env, data_dir),
+            retention=read_retention(env),
+            purge_seconds=integer("HOTLINE_PURGE_SECONDS", 3600, minimum=0),
             metrics_address=metrics_address,
             metrics_multiprocess_dir=metrics_dir,
             # --- limits ---

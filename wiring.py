@@ -14,6 +14,7 @@ from storage.cases import Sealer
 from storage.crypto import load_public_key
 from storage.anonymity import keep_times_coarse
 from storage.db import Database
+from storage.keystore import KeyStore, open_key_store
 from storage.files import private_directory
 from transcription.model import resolve_model_path
 from transcription.recognizer import Transcriber
@@ -29,6 +30,7 @@ class Hotline:
     sealer: Sealer
     workshop: Workshop
     dispatcher: Dispatcher = field(repr=False)
+    periods: KeyStore | None = None
 
 
 def build_hotline(settings: Settings) -> Hotline:
@@ -36,10 +38,13 @@ def build_hotline(settings: Settings) -> Hotline:
     db = Database(settings.database_url)
     keep_times_coarse(db.sessions, settings.anonymous_time)  # no time of an anonymous call finer than allowed
     blobs = make_blob_store(settings.blob_store, settings.data_dir)
-    sealer = Sealer(load_public_key(settings.public_key_path), blobs)
+    periods = open_key_store(settings.key_store_url)
+    sealer = Sealer(load_public_key(settings.public_key_path), blobs, periods)
+    if periods is not None:
+        periods.warm(sealer.public_key)
     twilio = TwilioRest(settings.twilio_api_base, settings.twilio_account_sid, settings.twilio_rest_auth)
     workshop = Workshop(settings=settings, db=db, sealer=sealer, twilio=twilio)
-    return Hotline(settings, db, blobs, sealer, workshop, make_dispatcher(settings, workshop))
+    return Hotline(settings, db, blobs, sealer, workshop, make_dispatcher(settings, workshop), periods)
 
 
 def make_transcriber(settings: Settings) -> Transcriber | None:

@@ -34,6 +34,7 @@ BLUEPRINTS = (
     "console.questions.views",
     "console.referrals.views",
     "console.dashboard.views",
+    "console.retention.views",
 )
 
 

@@ -72,6 +72,7 @@ def current_opener():
 
     opener = g.get("opener")
     if opener is None:
-        opener = Opener(browser_session.private_key(), current_app.extensions["console"].blobs)
+        console = current_app.extensions["console"]
+        opener = Opener(browser_session.private_key(), console.blobs, console.periods)
         g.opener = opener
     return opener

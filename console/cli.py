@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.crypto import KeyFileError, SealError
 from storage.migrate import upgrade
@@ -140,7 +140,7 @@ def register_commands(app: Flask) -> None:
             opened = []
             for item in case.items:  # all of it opened before anything is written
                 try:
-                    data, owner = open_item_with_owner(session, private_key, console.blobs, item)
+                    data, owner = open_item_with_owner(session, private_key, console.blobs, item, console.periods)
                 except SealError as error:
                     raise click.ClickException(f"item {item.id} ({item.kind}): {error}") from None
                 name = item_file_name(item.id, item.kind)
@@ -196,7 +196,8 @@ def register_commands(app: Flask) -> None:
                     click.echo(f"case {reference} take {take}: skipped (handlers have corrected its transcript)")
                     continue
                 had_transcript = recording.transcript_item_id is not None
-                audio = open_item(session, private_key, console.blobs, recording.audio_item, take_owner(take))
+                audio = open_item(session, private_key, console.blobs, recording.audio_item, take_owner(take),
+                                  console.periods)
                 record(session, AuditAction.AUDIO_PLAYED, actor_label="operator", case_reference=reference,
                        detail={"take": take, "by": "retranscribe"})
                 session.commit()
@@ -209,3 +210,79 @@ def register_commands(app: Flask) -> None:
                                f"(transcribing again: {problem}; the earlier transcript is kept)")
                 else:
                     click.echo(f"case {reference} take {take}: {recording.transcription_status} ({problem})")
+
+    @app.cli.group("keys")
+    def keys_group():
+        """The hotline key and the period keys (storage/keystore.py, console/rotation.py)."""
+
+    @keys_group.command("status")
+    def keys_status():
+        """Each period key and the hotline key it is sealed to, items not yet under a period key, accounts per key."""
+        from collections import Counter
+
+        from console.rotation import _copy_key
+        from storage.models import SealedItem, User
+
+        console = _console()
+        if console.periods is None:
+            raise click.ClickException("no key store is configured (HOTLINE_KEY_STORE_URL)")
+        for row in console.periods.periods():
+            click.echo(f"period {row.period}: sealed to hotline key {row.hotline_key}")
+        with console.db.session() as session:
+            legacy = session.scalar(select(func.count(SealedItem.id)).where(SealedItem.key_period.is_(None)))
+            copies = Counter(_copy_key(user.wrapped_key) or "none"
+                             for user in session.scalars(select(User).where(User.disabled_at.is_(None))))
+        click.echo(f"items sealed straight to a hotline key (v1, v2): {legacy}")
+        for fingerprint, count in sorted(copies.items()):
+            click.echo(f"accounts holding hotline key {fingerprint}: {count}")
+
+    @keys_group.command("rotate")
+    @_KEY_OPTION
+    @click.option("--new-dir", "new_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                  help="A new folder for the new hotline.pub and hotline.key (it must not exist yet).")
+    def keys_rotate(key_path: Path | None, new_dir: Path):
+        """Make a new hotline key pair; re-wrap every period key to it and seal older items under their
+        period keys; end every console session. Accounts take up the new key at their next sign-in."""
+        from console.keys import load_private_key
+        from console.rotation import RotationError, rotate
+        from storage.crypto import write_key_pair
+
+        console = _console()
+        if console.periods is None:
+            raise click.ClickException("no key store is configured (HOTLINE_KEY_STORE_URL)")
+        if os.path.lexists(new_dir):
+            raise click.ClickException(f"{new_dir} already exists: give a folder that does not exist yet")
+        old_private = _private_key(key_path)
+        passphrase = click.prompt("Passphrase for the new private key", hide_input=True, confirmation_prompt=True)
+        try:
+            _, new_key_path = write_key_pair(new_dir, passphrase)
+            new_private = load_private_key(new_key_path, passphrase)
+        except KeyFileError as error:
+            raise click.ClickException(str(error)) from None
+        with console.db.session() as session:
+            try:
+                done = rotate(session, console.periods, console.sealer, current_app.extensions["console_sessions"],
+                              old_private, new_private)
+            except RotationError as error:
+                raise click.ClickException(str(error)) from None
+        click.echo(f"hotline key {done.old_key} -> {done.new_key}: {done.period_keys} period keys re-wrapped, "
+                   f"{done.items_resealed} items sealed under period keys, {done.sessions_ended} sessions ended")
+        click.echo(f"next: put {new_dir / 'hotline.pub'} on every machine (HOTLINE_PUBLIC_KEY_FILE) and keep "
+                   f"{new_dir / 'hotline.key'} offline; accounts take up the new key as they sign in "
+                   f"(keys status); then: flask --app console keys retire {done.old_key}")
+
+    @keys_group.command("retire")
+    @click.argument("fingerprint")
+    def keys_retire(fingerprint: str):
+        """After a rotation: the old key opens nothing any more. Accounts still on it are disabled."""
+        from console.rotation import RotationError, retire
+
+        console = _console()
+        with console.db.session() as session:
+            try:
+                done = retire(session, console.periods, current_app.extensions["console_sessions"], fingerprint)
+            except RotationError as error:
+                raise click.ClickException(str(error)) from None
+            session.commit()
+        click.echo(f"hotline key {done.old_key} retired; accounts disabled (an admin enables them again): "
+                   f"{', '.join(done.accounts_disabled) or 'none'}. Destroy the old hotline.key and its copies.")

@@ -12,7 +12,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from console.keys import PasswordKdf
-from settings import BLOB_STORES, ENVIRONMENTS, EnvReader
+from settings import BLOB_STORES, ENVIRONMENTS, EnvReader, RetentionPolicy, read_key_store_url, read_retention
 
 # Cheap enough for a test suite that signs in hundreds of times; refused outside HOTLINE_ENV=test.
 TEST_KDF = PasswordKdf(time_cost=1, memory_kib=8 * 1024, parallelism=1)
@@ -37,6 +37,8 @@ class ConsoleSettings:
     audit_head_seconds: int = 300
     vosk_model_path: str | None = None
     kdf: PasswordKdf = PasswordKdf()
+    key_store_url: str = ""  # the period keys (storage/keystore.py); from_env always sets it
+    retention: RetentionPolicy = RetentionPolicy()
 
     @property
     def is_development(self) -> bool:
@@ -94,6 +96,8 @@ class ConsoleSettings:
             audit_head_seconds=env.integer("CONSOLE_AUDIT_HEAD_SECONDS", 300),
             vosk_model_path=env.text("VOSK_MODEL_PATH"),
             kdf=TEST_KDF if environment == "test" else PasswordKdf(),
+            key_store_url=read_key_store_url(env, data_dir),
+            retention=read_retention(env),
         )
         env.fail_if_problems("The console")
         return settings

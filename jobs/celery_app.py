@@ -91,12 +91,14 @@ def _stop_sweeper(**_):
 def _sweep_forever() -> None:
     import time
 
+    from jobs.retention import purge_for
     from jobs.sweep import sweep_twilio
 
     settings = worker_settings()
     workshop = build_hotline(settings).workshop  # no speech model in this (parent) process
     db = workshop.db
     next_twilio_sweep = time.monotonic() + min(settings.twilio_sweep_seconds, 5)
+    next_purge = time.monotonic() + min(settings.purge_seconds, 60)
     while not _sweeper_stop.is_set():
         if settings.twilio_sweep_seconds and time.monotonic() >= next_twilio_sweep:
             try:
@@ -104,6 +106,12 @@ def _sweep_forever() -> None:
             except Exception as error:
                 log.warning("Twilio sweep failed: %s", type(error).__name__)
             next_twilio_sweep = time.monotonic() + settings.twilio_sweep_seconds
+        if settings.purge_seconds and time.monotonic() >= next_purge:
+            try:
+                purge_for(workshop)  # cases due for deletion, then spent period keys (jobs/retention.py)
+            except Exception as error:
+                log.warning("retention purge failed: %s", type(error).__name__)
+            next_purge = time.monotonic() + settings.purge_seconds
         try:
             with db.session() as session:
                 for job_id in queue.due_job_ids(session):

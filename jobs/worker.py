@@ -2,7 +2,8 @@
 
 Webhooks wake it after committing new jobs; it also polls, so retries fall due and jobs left by a
 process that died are picked up again once their lease runs out. One more thread sweeps Twilio every
-HOTLINE_TWILIO_SWEEP_SECONDS for recordings our callbacks missed (jobs/sweep.py).
+HOTLINE_TWILIO_SWEEP_SECONDS for recordings our callbacks missed (jobs/sweep.py), and another purges
+the cases due for deletion every HOTLINE_PURGE_SECONDS (jobs/retention.py).
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ log = logging.getLogger("hotline.worker")
 
 
 class InProcessWorker:
-    def __init__(self, workshop: Workshop, threads: int = 1, poll_seconds: float = 2.0, sweep_seconds: float | None = None):
+    def __init__(self, workshop: Workshop, threads: int = 1, poll_seconds: float = 2.0, sweep_seconds: float | None = None,
+                 purge_seconds: float | None = None):
         self.workshop = workshop
+        self.purge_seconds = workshop.settings.purge_seconds if purge_seconds is None else purge_seconds
         self.thread_count = threads
         self.poll_seconds = poll_seconds
         self.sweep_seconds = workshop.settings.twilio_sweep_seconds if sweep_seconds is None else sweep_seconds
@@ -41,6 +44,10 @@ class InProcessWorker:
             self._threads.append(thread)
         if self.sweep_seconds > 0:
             thread = threading.Thread(target=self._sweep_loop, name="hotline-twilio-sweep", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.purge_seconds > 0:
+            thread = threading.Thread(target=self._purge_loop, name="hotline-purge", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -81,6 +88,17 @@ class InProcessWorker:
             if done and (done["queued"] or done["taken in"] or done["call job queued"]):
                 self._wake.set()
             delay = self.sweep_seconds
+
+    def _purge_loop(self) -> None:
+        from jobs.retention import purge_for
+
+        delay = min(self.purge_seconds, 60.0)  # soon after start: what came due while nothing ran
+        while not self._stop.wait(delay):
+            try:
+                purge_for(self.workshop)
+            except Exception as error:
+                log.warning("retention purge failed: %s", type(error).__name__)
+            delay = self.purge_seconds
 
 
 def run_until_idle(workshop: Workshop, limit: int = 1000) -> int:

@@ -1,6 +1,7 @@
-"""Appending to the hash-chained audit trail, from either side: the console records handlers' accesses,
-and the line records what a caller did with a handler's question (heard, answered). Verifying the chain,
-and the head logger, stay in console/audit/services.py, which re-exports these.
+"""Appending to the hash-chained audit trail, from every side: the console records handlers' accesses,
+the line records what a caller did with a handler's question (heard, answered), and the workers record the
+tombstone a purged case leaves (storage/retention.py) and a destroyed period key. Verifying the chain, and
+the head logger, stay in console/audit/services.py, which re-exports these. Appending opens nothing.
 
 Each entry's hash is SHA-256 over its own fields and the previous entry's hash, so an edited, deleted or
 reordered entry breaks the chain. Entries hold ids, references and actions, never report content.

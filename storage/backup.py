@@ -6,6 +6,15 @@ snapshot), the folder blob store as a tar when blobs are kept on disk, and a man
 SHA-256. Reports in it are as sealed as in the database: nothing is decrypted, and no key is copied
 (the private key, its passphrase and the PIN key are backed up apart, by their holders).
 
+Nor is the key store of the period keys (HOTLINE_KEY_STORE_URL, storage/keystore.py), by design: a
+destroyed period key must not live on in the database's backups, or deleting a case would not reach
+them. The operator backs the key store up on its own, to another place, keeping copies only a short
+while; with the default SQLite store (README, Backup and restore):
+    umask 077; python -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))' \
+        "$HOTLINE_DATA_DIR/keystore/period-keys.db" /var/backups/hotline-keys/period-keys-YYYYMMDD.db
+and with a PostgreSQL key store, `pg_dump --format=custom` of its database. A database backup restored
+without the key store opens only items sealed before migration 0008 (v1, v2).
+
 The database is copied first, then the blobs: a blob is written before the commit that refers to it,
 so every blob the snapshot names is already on disk when the folder is read. Blob files go into the
 tar with their times zeroed (a file's time is when its take was sealed, finer than the hour).

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.blobs import BlobStore, new_blob_key
-from storage.crypto import CASE_OWNER, SealContext, seal
+from storage.crypto import CASE_OWNER, SealContext, period_of, seal, seal_to_period
+from storage.keystore import KeyStore
 from storage.models import Case, ReferenceFailureHour, ReferenceLock, SealedItem, UnlockFailureHour, utcnow
 from storage.references import PIN_LENGTH, CaseReference, pin_matches
 
@@ -185,19 +186,43 @@ class Sealer:
 
     public_key: X25519PublicKey
     blobs: BlobStore
+    # Where the period keys are (storage/keystore.py). None only for code that predates them (tests of
+    # v2 seals): items are then sealed straight to the hotline key, and no deletion reaches backups.
+    periods: KeyStore | None = None
 
     def seal_item(self, session: Session, case: Case, kind: str, plaintext: bytes, note: dict | None = None,
                   *, owner: str = CASE_OWNER) -> SealedItem:
         """Seal and store one item, bound to its case, kind, blob key and owner: what will point at it
         (take_owner, version_owner, event_owner below; CASE_OWNER for what belongs to the case as a whole).
-        The console opens it through that pointer only (console/keys.py)."""
+        The console opens it through that pointer only (console/keys.py). With a key store, the seal is
+        to the period key of the month the case was opened in (v3), so that purging a period's cases and
+        then destroying its key reaches every backup."""
         key = new_blob_key(kind)
-        sealed = seal(self.public_key, plaintext, SealContext(case.reference, kind, key, owner))
+        sealed, period = self._seal(case, kind, key, owner, plaintext)
         self.blobs.put(session, key, sealed)
-        item = SealedItem(case_id=case.id, kind=kind, blob_key=key, size=len(sealed), note=json.dumps(note) if note else None)
+        item = SealedItem(case_id=case.id, kind=kind, blob_key=key, size=len(sealed), key_period=period,
+                          note=json.dumps(note) if note else None)
         session.add(item)
         session.flush()
         return item
+
+    def reseal_item(self, session: Session, item: SealedItem, plaintext: bytes, owner: str) -> None:
+        """Seal an item's plaintext again under its period key (the console opened it: key rotation moves
+        v1 and v2 items under period keys). A new blob key, so the old bytes are deleted, not overwritten."""
+        key = new_blob_key(item.kind)
+        sealed, period = self._seal(item.case, item.kind, key, owner, plaintext)
+        self.blobs.put(session, key, sealed)
+        old_key = item.blob_key
+        item.blob_key, item.size, item.key_period = key, len(sealed), period
+        session.flush()
+        self.blobs.delete(session, old_key)
+
+    def _seal(self, case: Case, kind: str, key: str, owner: str, plaintext: bytes) -> tuple[bytes, str | None]:
+        context = SealContext(case.reference, kind, key, owner)
+        if self.periods is None:
+            return seal(self.public_key, plaintext, context), None
+        period = period_of(case.created_at or utcnow())
+        return seal_to_period(self.periods.public_key(period, self.public_key), period, plaintext, context), period
 
     def destroy_item(self, session: Session, item: SealedItem) -> None:
         self.blobs.delete(session, item.blob_key)

@@ -16,10 +16,18 @@ What the associated data binds (seal version 2, written since issue 8):
   the database (Recording.audio_item_id and transcript_item_id, TranscriptVersion.item_id,
   CaseEvent.item_id, SealedItem.blob_key) fail to open.
 
+Seal version 3 (since migration 0008) is v2 sealed to a *period key* instead of the hotline key: each
+calendar month of case creation has its own X25519 key pair, whose private part is itself sealed to the
+hotline key and kept in the key store (storage/keystore.py), which ordinary database backups do not
+carry. Destroying a period's key once its cases are purged makes their sealed bytes in every old backup
+unreadable, even to the hotline key. The period is named in the clear in the header and bound in the
+associated data, so an item cannot be passed off as another period's.
+
 Version 1 seals (case and kind only) still open: their bytes are unchanged, and the console accepts
 them with the binding they have. Layouts:
   v1: 0x01 | ephemeral public key (32) | nonce (12) | ciphertext and tag
   v2: 0x02 | ephemeral public key (32) | nonce (12) | owner length (1) | owner (ASCII) | ciphertext and tag
+  v3: 0x03 | period (7, "YYYY-MM") | ephemeral public key (32) | nonce (12) | owner length (1) | owner | ciphertext and tag
 
 Opening is a code boundary, not only a key boundary: `unseal` and unwrapping the private key live in
 `console/keys.py`, which the line and the workers never import (a test walks their imports). This module
@@ -35,6 +43,7 @@ import re
 import secrets
 from base64 import b64encode
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
 
@@ -46,9 +55,12 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from storage.files import private_directory
 
-SEAL_V1, SEAL_V2 = b"\x01", b"\x02"
-SEAL_VERSION = SEAL_V2  # what seal() writes
-SEAL_INFO = {SEAL_V1: b"hotline seal v1", SEAL_V2: b"hotline seal v2"}
+SEAL_V1, SEAL_V2, SEAL_V3 = b"\x01", b"\x02", b"\x03"
+SEAL_VERSION = SEAL_V2  # what seal() writes; seal_to_period() writes v3
+SEAL_INFO = {SEAL_V1: b"hotline seal v1", SEAL_V2: b"hotline seal v2", SEAL_V3: b"hotline seal v3"}
+PERIOD_LENGTH = 7  # "YYYY-MM"
+_PERIOD = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
+PERIOD_KEY_INFO = b"hotline period key v1"
 SEAL_HEADER = 1 + 32 + 12  # version, ephemeral public key, nonce (v2 then adds the owner)
 CASE_OWNER = "case"  # an item that belongs to its case as a whole, not to a take or an event
 _OWNER = re.compile(r"[a-z]+(?:-[a-z]+)*(?::[0-9A-Za-z_-]+)?(?:/[a-z]+:[0-9A-Za-z_-]+)*")
@@ -119,6 +131,56 @@ def seal(public_key: X25519PublicKey, plaintext: bytes, context: SealContext) ->
     return SEAL_V2 + ephemeral_public + nonce + bytes([len(owner)]) + owner + ciphertext
 
 
+def period_of(at: datetime) -> str:
+    """The period a case's items are sealed under: the calendar month (UTC) the case was opened in."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+def check_period(period: str) -> bytes:
+    if not isinstance(period, str) or not _PERIOD.fullmatch(period):
+        raise ValueError(f"not a period: {period!r}")
+    return period.encode("ascii")
+
+
+def v3_associated_data(context: SealContext, owner: str, period: str) -> bytes:
+    return context.v2_associated_data(owner).replace(b"hotline/v2|", b"hotline/v3|", 1) + f"|period={period}".encode()
+
+
+def seal_to_period(period_public: X25519PublicKey, period: str, plaintext: bytes, context: SealContext) -> bytes:
+    """A v3 seal: as v2, but to the period's public key, naming and binding the period."""
+    if context.owner is None:
+        raise ValueError("a v3 seal binds its owner")
+    owner, period_bytes = check_owner(context.owner), check_period(period)
+    associated_data = v3_associated_data(context, context.owner, period)
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = raw_public_bytes(ephemeral.public_key())
+    key = derive_item_key(ephemeral.exchange(period_public), ephemeral_public, raw_public_bytes(period_public), SEAL_V3)
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, associated_data)
+    return SEAL_V3 + period_bytes + ephemeral_public + nonce + bytes([len(owner)]) + owner + ciphertext
+
+
+def period_key_associated_data(period: str, period_public: bytes, hotline_public: bytes) -> bytes:
+    return b"hotline/period-key|period=" + check_period(period) + b"|public=" + period_public + b"|to=" + hotline_public
+
+
+def wrap_period_private(hotline_public: X25519PublicKey, period: str, private_key: X25519PrivateKey) -> bytes:
+    """A period's private key sealed to the hotline key (ephemeral X25519, HKDF, AES-256-GCM), bound to
+    the period, its public key and the hotline key it is sealed to. Layout: ephemeral public (32) | nonce
+    (12) | ciphertext and tag. Only the console opens it (console/keys.py)."""
+    period_public = raw_public_bytes(private_key.public_key())
+    recipient = raw_public_bytes(hotline_public)
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = raw_public_bytes(ephemeral.public_key())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient,
+               info=PERIOD_KEY_INFO).derive(ephemeral.exchange(hotline_public))
+    nonce = os.urandom(12)
+    raw = private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+    return ephemeral_public + nonce + AESGCM(key).encrypt(
+        nonce, raw, period_key_associated_data(period, period_public, recipient))
+
+
 # --- keys -------------------------------------------------------------------------------------------
 
 def generate_private_key() -> X25519PrivateKey:
@@ -133,6 +195,10 @@ def public_key_text(public_key: X25519PublicKey) -> str:
 
 def public_key_fingerprint(public_key: X25519PublicKey) -> str:
     return sha256(raw_public_bytes(public_key)).hexdigest()[:16]
+
+
+def public_key_from_raw(raw: bytes) -> X25519PublicKey:
+    return X25519PublicKey.from_public_bytes(raw)
 
 
 def load_public_key(path: Path) -> X25519PublicKey:

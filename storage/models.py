@@ -176,6 +176,7 @@ class CaseEventKind(str, enum.Enum):
     URGENT = "urgent"
     NOTE = "note"
     CORRECTION = "correction"
+    LEGAL_HOLD = "legal-hold"  # new_value "on" or "off"; the reason is a sealed item (storage/retention.py)
 
 
 class AuditAction(str, enum.Enum):
@@ -219,6 +220,15 @@ class AuditAction(str, enum.Enum):
     FORCE_REGISTERED = "force-registered"
     FORCE_REMOVED = "force-removed"
     DASHBOARD_VIEWED = "dashboard-viewed"
+    # Retention (storage/retention.py, storage/keystore.py): a purged case leaves only its CASE_PURGED entry.
+    RETENTION_VIEWED = "retention-viewed"
+    LEGAL_HOLD_PLACED = "legal-hold-placed"
+    LEGAL_HOLD_LIFTED = "legal-hold-lifted"
+    CASE_PURGED = "case-purged"
+    PERIOD_KEY_DESTROYED = "period-key-destroyed"
+    HOTLINE_KEY_ROTATED = "hotline-key-rotated"
+    HOTLINE_KEY_RETIRED = "hotline-key-retired"
+    ACCOUNT_KEY_UPGRADED = "account-key-upgraded"  # an account's key copy moved to the new hotline key
 
 
 class Base(DeclarativeBase):
@@ -250,6 +260,10 @@ class Case(Base):
     pin_length: Mapped[int] = mapped_column(Integer, default=6, server_default="4")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # A legal hold suspends retention (storage/retention.py): set while held. After it is lifted the case
+    # is not purged before hold_lifted_at plus HOTLINE_RETAIN_AFTER_HOLD_DAYS, however overdue it was.
+    legal_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     recordings: Mapped[list["Recording"]] = relationship(
         back_populates="case", order_by=lambda: TAKE_ORDER)
@@ -337,6 +351,9 @@ class SealedItem(Base):
     size: Mapped[int] = mapped_column(Integer)
     # Readable facts about the item that carry no caller data (model name, timings, confirmation).
     note: Mapped[str | None] = mapped_column(Text)
+    # The period key it is sealed to (a seal v3, storage/keystore.py), the calendar month of its case's
+    # creation ("2026-12"); None: sealed straight to the hotline key (v1 and v2, before migration 0008).
+    key_period: Mapped[str | None] = mapped_column(String(7), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="items")
@@ -589,7 +606,8 @@ class QuestionKey(Base):
 
 class Question(Base):
     """A handler's question to the caller of a case, asked on their next call-back. Sealed twice: to the
-    case's question key (line_sealed, for the line) and to the hotline key (item, for handlers)."""
+    case's question key (line_sealed, for the line) and, as a sealed item for handlers, to the case's
+    period key, which the hotline key opens (item; seal v3, storage/keystore.py)."""
 
     __tablename__ = "questions"
     __table_args__ = (UniqueConstraint("case_id", "position"),)

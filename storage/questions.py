@@ -2,8 +2,8 @@
 that caller is on the line.
 
 Each case has a question key pair (X25519, QuestionKey). The console seals every question twice: to the
-case's question public key, for the line (Question.line_sealed), and to the hotline key, for handlers (a
-sealed item, as a note is). The private question key is wrapped (AES-256-GCM) under a key derived from the
+case's question public key, for the line (Question.line_sealed), and for handlers as a sealed item, as a note
+is (to the case's period key, which the hotline key opens: storage/keystore.py). The private question key is wrapped (AES-256-GCM) under a key derived from the
 PIN key and the case's reference and PIN, so the database alone opens no question; the line holds the PIN
 key and so can unwrap it, but this module does so only for a call that gave the case's reference and PIN
 on that call and has not ended (`open_for_call`). The plaintext lives only in the request's memory.

@@ -107,7 +107,7 @@ def test_the_folder_blob_store_writes_private_files_and_folders(fresh_env, priva
             case = open_case(session, anonymous=True)
             item = hotline.sealer.seal_item(session, case, "recording", b"audio")
             session.commit()
-            assert open_item(session, private_key, hotline.blobs, item) == b"audio"
+            assert open_item(session, private_key, hotline.blobs, item, periods=hotline.periods) == b"audio"
         root = settings.data_dir / "blobs"
         paths = [root, *root.rglob("*")]
         assert any(path.is_file() for path in paths)

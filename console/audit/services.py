@@ -17,8 +17,9 @@ from typing import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# Appending lives in storage/audit.py, so the line can append too (a caller heard or answered a question).
-from storage.audit import GENESIS_HASH, entry_hash, record  # noqa: F401  (re-exported: the console's API)
+# Appending lives in storage/audit.py, so the line (a caller heard or answered a question) and the workers
+# (a purged case's tombstone) can append too.
+from storage.audit import GENESIS_HASH, entry_hash, record, record_after_the_hour  # noqa: F401  (re-exported: the console's API)
 from storage.models import AuditEntry, AuditHead
 
 log = logging.getLogger("hotline.console.audit")

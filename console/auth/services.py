@@ -32,6 +32,8 @@ from console.audit.services import record
 from console.auth import totp, webauthn
 from console.auth.webauthn import Challenge, NewSecurityKey, RelyingParty, WebAuthnRefused
 from console.keys import KeyUnwrapError, PasswordKdf
+from console.rotation import upgrade_account_key
+from storage.keystore import KeyStore
 from storage.models import AuditAction, SessionEnd, User, WebAuthnCredential, utcnow
 
 LOCK_AFTER_FAILURES = 5
@@ -119,9 +121,11 @@ def _refused_without_counting(session: Session, user: User | None, action: Audit
 
 # --- the password step -------------------------------------------------------------------------------
 
-def check_password(session: Session, username: str, password: str, kdf: PasswordKdf) -> PasswordAccepted | Refused:
+def check_password(session: Session, username: str, password: str, kdf: PasswordKdf,
+                   periods: KeyStore | None = None) -> PasswordAccepted | Refused:
     """The first step. On the right password the account's copy of the key is unwrapped (audited), for
-    the caller to hand to the session store."""
+    the caller to hand to the session store; after a key rotation, the account takes up the new key here
+    (console/rotation.py), while the password is at hand."""
     user = find_user(session, username)
     # Always one full hash check, whether or not the account exists, is locked or disabled.
     matches = password_matches(user, password, kdf)
@@ -140,6 +144,7 @@ def check_password(session: Session, username: str, password: str, kdf: Password
     except KeyUnwrapError:
         return _refused_without_counting(session, user, AuditAction.SIGN_IN_FAILED, Refusal.KEY_DID_NOT_OPEN)
     record(session, AuditAction.KEY_UNWRAPPED, actor=user, target_user_id=user.id, detail={"by": "password"})
+    private_key = upgrade_account_key(session, periods, user, password, private_key, kdf)
     next_step = NextStep.SECOND_FACTOR if user.has_second_factor else NextStep.SET_UP_SECOND_FACTOR
     return PasswordAccepted(user, private_key, next_step)
 
@@ -232,9 +237,12 @@ def open_invitation(session: Session, token: str) -> User | None:
     return user
 
 
-def enrol(session: Session, user: User, token: str, password: str, kdf: PasswordKdf) -> X25519PrivateKey:
-    """Raises AccountError (a message for the form) or KeyUnwrapError (a damaged link)."""
+def enrol(session: Session, user: User, token: str, password: str, kdf: PasswordKdf,
+          periods: KeyStore | None = None) -> X25519PrivateKey:
+    """Raises AccountError (a message for the form) or KeyUnwrapError (a damaged link). An invitation
+    made before a key rotation holds the old key: the new one is taken up here."""
     private_key = complete_enrolment(session, user, token, password, kdf)
+    private_key = upgrade_account_key(session, periods, user, password, private_key, kdf)
     user.failed_sign_ins, user.locked_until = 0, None
     record(session, AuditAction.ACCOUNT_ENROLLED, actor=user, target_user_id=user.id)
     return private_key

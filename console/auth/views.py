@@ -97,7 +97,8 @@ def sign_in():
         return render_template("console/auth/sign_in.html", form=form, error=_first_error(form)), 400
     credentials = form.parsed()
     db = db_session()
-    outcome = services.check_password(db, credentials.username, credentials.password, _settings().kdf)
+    outcome = services.check_password(db, credentials.username, credentials.password, _settings().kdf,
+                                      current_app.extensions["console"].periods)
     if isinstance(outcome, Refused):
         db.commit()  # the failure's audit entry and the account's counter
         form.password.data = ""
@@ -256,7 +257,8 @@ def enrol(token: str):
     if not form.validate_on_submit():
         return render_template("console/auth/enrol.html", form=form, user=user, error=_first_error(form)), 400
     try:
-        private_key = services.enrol(db, user, token, form.parsed(), _settings().kdf)
+        private_key = services.enrol(db, user, token, form.parsed(), _settings().kdf,
+                                     current_app.extensions["console"].periods)
     except AccountError as error:
         db.rollback()
         return render_template("console/auth/enrol.html", form=form, user=user, error=str(error)), 400

@@ -201,3 +201,9 @@ def parse_search_form(form: MultiDict) -> str:
     if len(words) > SEARCH_MAX_WORDS:
         raise FormError(f"Search for at most {SEARCH_MAX_WORDS} words.")
     return q
+
+
+def parse_hold_form(form: MultiDict) -> str:
+    """Placing or lifting a legal hold: the reason is sealed and recorded."""
+    return _required_text(form, "reason", REASON_MAX_CHARS, "Give the reason for the legal hold; it is recorded.",
+                          f"A reason is at most {REASON_MAX_CHARS:,} characters.")

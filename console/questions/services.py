@@ -29,7 +29,8 @@ class NoQuestionKey(CaseActionRefused):
 
 
 def write_question(session: Session, sealer: Sealer, case: Case, actor: User, text: str) -> Question:
-    """Sealed to the case's question key (for the line) and to the hotline key (for handlers)."""
+    """Sealed to the case's question key (for the line) and, as a sealed item, to the case's period key,
+    which the hotline key opens (for handlers; sealer carries the key store)."""
     if not 1 <= len(text) <= MAX_CHARS:
         raise CaseActionRefused(f"A question is 1 to {MAX_CHARS} characters.")
     key = questions.question_key(session, case)

@@ -22,6 +22,7 @@ from tests.console.support import People, Person, skip_until_built
 PINNED = (
     ("accounts.*", Policy(Audience.SIGNED_IN, Role.ADMIN)),
     ("audit.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
+    ("retention.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
     ("dashboard.*", Policy(Audience.SIGNED_IN, Role.SUPERVISOR)),
     ("referrals.*force*", Policy(Audience.SIGNED_IN, Role.ADMIN)),
     ("auth.sign_in", Policy(Audience.PUBLIC)),

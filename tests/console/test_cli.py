@@ -122,7 +122,7 @@ def test_retranscribe_leaves_a_corrected_take_alone_and_audits_what_it_opens(
         seal_machine_transcript(console, take)
     handler = people.handler()
     with console.db.session() as session:
-        correct(session, Opener(private_key, console.blobs), console.sealer, session.get(User, handler.user_id),
+        correct(session, Opener(private_key, console.blobs, console.periods), console.sealer, session.get(User, handler.user_id),
                 session.get(Recording, corrected.recording_id), 1, 1, 1, "barked")
         session.commit()
         before = session.scalar(select(Recording.transcript_item_id).where(Recording.id == corrected.recording_id))

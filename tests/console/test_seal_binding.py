@@ -65,7 +65,7 @@ def swap(session, model, column, first_id, second_id) -> None:
 
 @pytest.fixture
 def opener(console, private_key) -> Opener:
-    return Opener(private_key, console.blobs)
+    return Opener(private_key, console.blobs, console.periods)
 
 
 def test_the_two_takes_open_as_themselves(console, hotline, fake_twilio, opener):

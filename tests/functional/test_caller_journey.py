@@ -67,7 +67,7 @@ def test_an_anonymous_caller_makes_a_report_and_is_given_a_reference_and_pin(twi
         assert (case.reference, case.anonymous, case.category) == (reference, True, "bribery-corruption")
         assert pin == pin_for(hotline.settings.secret_key, reference)
         item = session.scalar(select(SealedItem).where(SealedItem.kind == "recording"))
-        assert open_item(session, private_key, hotline.blobs, item) == caller.recordings[0].wav
+        assert open_item(session, private_key, hotline.blobs, item, periods=hotline.periods) == caller.recordings[0].wav
 
 
 def test_a_caller_adds_to_their_report_by_calling_back(twilio, fake_twilio, running_app):

@@ -124,7 +124,7 @@ def test_a_worker_whose_job_was_taken_over_commits_nothing(hotline, fake_twilio,
         assert len(transcripts) == 1
         recording = session.get(Recording, recording_id)
         assert recording.transcript_item_id == transcripts[0].id
-        text = Transcript.from_json(open_item(session, private_key, hotline.blobs, transcripts[0])).text
+        text = Transcript.from_json(open_item(session, private_key, hotline.blobs, transcripts[0], periods=hotline.periods)).text
         assert text == "words of the second worker"
         assert session.scalar(select(Job.state)) == "done"
     assert len(fake_twilio.requests("DELETE", sid)) == 1

@@ -32,7 +32,7 @@ def test_a_take_is_fetched_sealed_stored_once_and_then_deleted_at_twilio(hotline
     with hotline.db.session() as session:
         items = session.scalars(select(SealedItem)).all()
         assert [item.kind for item in items] == ["recording"]
-        assert open_item(session, private_key, hotline.blobs, items[0]) == wav
+        assert open_item(session, private_key, hotline.blobs, items[0], periods=hotline.periods) == wav
         recording = session.get(Recording, recording_id)
         assert recording.audio_item_id == items[0].id and recording.deleted_at_twilio
     assert sid not in fake_twilio.recordings

@@ -50,7 +50,7 @@ def _retranscribe(console_app, monkeypatch, model, key_passphrase, *args):
 
 def _text(hotline, private_key, item) -> str:
     with hotline.db.session() as session:
-        return Transcript.from_json(open_item(session, private_key, hotline.blobs, item)).text
+        return Transcript.from_json(open_item(session, private_key, hotline.blobs, item, periods=hotline.periods)).text
 
 
 def test_a_failed_retranscription_keeps_the_old_transcript(console_app, hotline, transcribed_take, monkeypatch, key_passphrase, private_key):

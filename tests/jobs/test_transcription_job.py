@@ -43,7 +43,7 @@ def workshop(hotline, transcriber):
 def _transcript(hotline, private_key, recording_id) -> Transcript:
     with hotline.db.session() as session:
         recording = session.get(Recording, recording_id)
-        return Transcript.from_json(open_item(session, private_key, hotline.blobs, recording.transcript_item))
+        return Transcript.from_json(open_item(session, private_key, hotline.blobs, recording.transcript_item, periods=hotline.periods))
 
 
 def test_a_phone_recording_is_transcribed_sealed_and_only_then_deleted_at_twilio(
@@ -86,7 +86,7 @@ def test_corrupt_audio_fails_transcription_at_once_but_keeps_the_audio_and_clear
         assert recording.transcription_status == "failed"
         assert "could not be decoded" in recording.transcription_error
         assert recording.transcription_attempts == 1
-        assert open_item(session, private_key, hotline.blobs, recording.audio_item) == corrupt
+        assert open_item(session, private_key, hotline.blobs, recording.audio_item, periods=hotline.periods) == corrupt
         assert session.scalar(select(Job.state)) == "done"
     assert sid not in fake_twilio.recordings
 

@@ -49,7 +49,7 @@ def opened_items(hotline, private_key, reference: str) -> dict[str, bytes]:
     with hotline.db.session() as session:
         case = session.scalar(select(Case).where(Case.reference == reference))
         items = session.scalars(select(SealedItem).where(SealedItem.case_id == case.id)).all()
-        return {item.kind: open_item_with_owner(session, private_key, hotline.blobs, item)[0] for item in items}
+        return {item.kind: open_item_with_owner(session, private_key, hotline.blobs, item, hotline.periods)[0] for item in items}
 
 
 def an_empty_target(request, database_url: str, tmp_path: Path) -> str:

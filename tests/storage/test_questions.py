@@ -54,8 +54,11 @@ def test_a_question_is_sealed_for_the_line_and_for_handlers_and_never_stored_in_
     session.commit()
 
     assert question.state is QuestionState.QUEUED and question.position == 1
-    # Handlers open their copy with the hotline key, through the question that points at it.
-    assert open_item(session, private_key, hotline.blobs, question.item, questions.question_owner(question.id)) == QUESTION.encode()
+    # Handlers open their copy with the hotline key, through the question that points at it; like every
+    # item of the case, it is sealed under the case's period key (seal v3, storage/keystore.py).
+    assert question.item.key_period is not None
+    assert open_item(session, private_key, hotline.blobs, question.item, questions.question_owner(question.id),
+                     periods=hotline.periods) == QUESTION.encode()
     # The line opens its copy only for a call that unlocked the case.
     assert questions.open_for_call(session, hotline.settings.pin_key, unlocked_call(session, case), question) == QUESTION
     # Not a word of it in any table.

@@ -20,7 +20,7 @@ def test_a_stored_item_opens_with_the_private_key(session, hotline, private_key)
     case = open_case(session, anonymous=False)
     item = hotline.sealer.seal_item(session, case, "contact", b'{"phone_number": "+447700900111"}')
     session.commit()
-    assert open_item(session, private_key, hotline.blobs, item) == b'{"phone_number": "+447700900111"}'
+    assert open_item(session, private_key, hotline.blobs, item, periods=hotline.periods) == b'{"phone_number": "+447700900111"}'
     stored = session.scalar(select(BlobRow.data).where(BlobRow.key == item.blob_key))
     assert b"7700900111" not in stored
 
@@ -34,7 +34,7 @@ def test_a_tampered_blob_in_the_database_is_refused(session, hotline, private_ke
     session.execute(update(BlobRow).where(BlobRow.key == item.blob_key).values(data=bytes(data)))
     session.commit()
     with pytest.raises(SealError):
-        open_item(session, private_key, hotline.blobs, item)
+        open_item(session, private_key, hotline.blobs, item, periods=hotline.periods)
 
 
 def test_an_item_moved_to_another_case_or_relabelled_is_refused(session, hotline, private_key):
@@ -45,12 +45,12 @@ def test_an_item_moved_to_another_case_or_relabelled_is_refused(session, hotline
     session.commit()
     session.expire_all()
     with pytest.raises(SealError):
-        open_item(session, private_key, hotline.blobs, session.get(SealedItem, item.id))
+        open_item(session, private_key, hotline.blobs, session.get(SealedItem, item.id), periods=hotline.periods)
     session.execute(update(SealedItem).where(SealedItem.id == item.id).values(case_id=first.id, kind="contact"))
     session.commit()
     session.expire_all()
     with pytest.raises(SealError):
-        open_item(session, private_key, hotline.blobs, session.get(SealedItem, item.id))
+        open_item(session, private_key, hotline.blobs, session.get(SealedItem, item.id), periods=hotline.periods)
 
 
 def test_the_folder_store_keeps_only_sealed_bytes(hotline, data_dir, private_key, session):

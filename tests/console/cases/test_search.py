@@ -127,7 +127,7 @@ def test_searches_from_several_threads_at_once_agree(console, cases, private_key
     for n in range(12):
         cases.case(received=day(1) + timedelta(hours=n), takes=[Take(f"common word{n}")])
     index = SearchIndex(idle_seconds=60)
-    opener = Opener(private_key, console.blobs)
+    opener = Opener(private_key, console.blobs, console.periods)
     totals, errors = [], []
 
     def search():
@@ -156,7 +156,7 @@ def test_the_index_reads_the_same_version_as_the_transcripts_module(console, cas
     first, second, untranscribed = cases.takes_of(reference)
     cases.correct(first, "one too")
     cases.correct(first, "won too")
-    opener = Opener(private_key, console.blobs)
+    opener = Opener(private_key, console.blobs, console.periods)
     with console.db.session() as session:
         by_take = {source.take_number: source for source in list_sources(session).values()}
         assert sorted(by_take) == [1, 2]  # the take without a transcript has nothing to search

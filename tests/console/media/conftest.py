@@ -27,4 +27,4 @@ def handler(people):
 
 @pytest.fixture
 def opener(console, private_key) -> Opener:
-    return Opener(private_key, console.blobs)
+    return Opener(private_key, console.blobs, console.periods)

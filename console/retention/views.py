@@ -1,0 +1,61 @@
+"""Retention for supervisors: what is due for deletion and when, and legal holds (console/retention/services.py)."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from console import db_session
+from console.access import current_user, requires
+from console.audit.services import record
+from console.cases import services as cases
+from console.cases.forms import FormError, parse_hold_form
+from console.retention import services
+from storage.models import AuditAction, Role
+
+bp = Blueprint("retention", __name__)
+
+
+@bp.get("/retention")
+@requires(Role.SUPERVISOR)
+def index():
+    session = db_session()
+    page = services.retention_page(session, current_app.config["CONSOLE_SETTINGS"].retention)
+    record(session, AuditAction.RETENTION_VIEWED, actor=current_user(),
+           detail={"due": page.due_now, "held": page.held, "listed": len(page.rows)})
+    session.commit()
+    return render_template("console/retention/index.html", title="Retention", page=page)
+
+
+def _hold_action(reference: str, act, done: str):
+    session = db_session()
+    case = cases.find_case(session, reference, for_update=True)
+    if case is None:
+        abort(404, description="There is no case with that reference.")
+    try:
+        act(session, current_app.extensions["console"].sealer, case, current_user(), parse_hold_form(request.form))
+    except (FormError, cases.CaseActionRefused) as refusal:
+        session.rollback()
+        flash(str(refusal), "error")
+        return redirect(url_for("retention.index"))
+    session.commit()
+    flash(done, "ok")
+    return redirect(url_for("retention.index"))
+
+
+@bp.post("/retention/cases/<reference>/hold")
+@requires(Role.SUPERVISOR)
+def place_hold(reference: str):
+    return _hold_action(reference, services.place_hold, "The case is on legal hold: it will not be deleted.")
+
+
+@bp.post("/retention/cases/<reference>/lift")
+@requires(Role.SUPERVISOR)
+def lift_hold(reference: str):
+    return _hold_action(reference, services.lift_hold, "The legal hold is lifted.")
+
+
+@bp.post("/retention/hold")
+@requires(Role.SUPERVISOR)
+def hold_by_reference():
+    """The page's own form: a reference typed in (any case, settled or not)."""
+    reference = (request.form.get("reference") or "").strip()
+    return _hold_action(reference, services.place_hold, "The case is on legal hold: it will not be deleted.")
