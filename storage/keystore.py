@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import LargeBinary, MetaData, String, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import LargeBinary, MetaData, String, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage.crypto import (
@@ -80,11 +81,26 @@ class PeriodKeyDestroyed(Exception):
 SUCCESSOR_CHAIN_LIMIT = 16
 
 
+def _make_tables(engine, tries: int = 10) -> None:
+    """Its own two tables, made if missing (this store has no migrations yet: the schema is new). Every
+    process opening a new store at once (gunicorn boots its workers together) finds them missing and makes
+    them at the same moment; whoever loses that race finds them made and goes on."""
+    for attempt in range(tries):
+        try:
+            KeyStoreBase.metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if set(KeyStoreBase.metadata.tables) <= set(inspect(engine).get_table_names()):
+                return
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))  # the winner is still making them (or holds SQLite's lock)
+
+
 class KeyStore:
     def __init__(self, url: str):
         self.db = Database(url)
-        # Its own two tables, made if missing: this store has no migrations yet (the schema is new).
-        KeyStoreBase.metadata.create_all(self.db.engine)
+        _make_tables(self.db.engine)
         self._public: dict[str, X25519PublicKey] = {}
         self._lock = threading.Lock()
 

@@ -66,3 +66,25 @@ def test_a_period_key_opens_only_with_the_hotline_key(hotline, private_key):
         unwrap_period_private(generate_private_key(), "2026-06", row.public_key, row.sealed_private)
     with pytest.raises(SealError):  # passed off as another month's
         unwrap_period_private(private_key, "2026-07", row.public_key, row.sealed_private)
+
+
+def test_processes_opening_a_new_key_store_at_once_all_open_it(key_store_url):
+    # gunicorn boots its workers together, and each opens the key store: on a new store they all find its
+    # tables missing and make them at the same moment. Every one must start, not "table already exists".
+    stores, failures, barrier = [], [], threading.Barrier(8)
+
+    def opens():
+        barrier.wait()
+        try:
+            stores.append(KeyStore(key_store_url))
+        except Exception as error:  # what a worker that failed to boot would have died of
+            failures.append(type(error).__name__)
+
+    threads = [threading.Thread(target=opens) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.dispose()
+    assert failures == [] and len(stores) == 8
