@@ -19,6 +19,7 @@ from tests.browser.conftest import SCREENSHOTS
 from tests.browser.support.pages import element, fill, wait_for
 from tests.console.cases.helpers import CaseFiles, Take
 from tests.console.referrals.support import (
+    fundamental,
     pdf_text,
     rms_between,
     seal_take_audio,
@@ -107,3 +108,46 @@ def test_a_handler_hides_two_words_and_exports_a_referral(people, console_app, a
                         str(tmp_path / "referral.pdf"), str(tmp_path / "referral")], check=True)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / "referral.png", SCREENSHOTS / "referral.png")
+
+
+def test_an_anonymous_caller_s_voice_goes_only_when_chosen_and_then_disguised(people, console_app, at_console,
+                                                                             tmp_path):
+    console = console_app.extensions["console"]
+    words = words_every(SPOKEN)
+    cases = CaseFiles(console)
+    reference = cases.case(anonymous=True, takes=[Take(seconds=int(words[-1].end) + 1)])
+    [recording_id] = cases.takes_of(reference)
+    original = voiced_wav(words[-1].end + 0.5)
+    seal_take_audio(console, recording_id, original)
+    seal_transcript(console, recording_id, words)
+    admin = people.admin("ada")
+    admin.signs_in()
+    assert admin.post_form("/referrals/forces", {"name": FORCE}).status_code == 302
+    hana = at_console(people.handler("hana"))
+    hana.signs_in()
+
+    def exports(folder_name: str, with_voice: bool) -> dict[str, bytes]:
+        folder = tmp_path / folder_name
+        folder.mkdir()
+        hana.driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+        hana.opens_case(reference)
+        element(hana.driver, "#build-referral").click()
+        hana.is_at(f"/cases/{reference}/referral")
+        assert "disguise is not perfect" in element(hana.driver, "#anonymous-audio-warning").text
+        voice = element(hana.driver, "#include-audio")
+        assert not voice.is_selected()  # an anonymous caller: text only unless the handler decides
+        if with_voice:
+            voice.click()
+        fill(element(hana.driver, "#summary"), "An anonymous caller reports a sergeant taking cash.")
+        element(hana.driver, "#export-referral").click()
+        with zipfile.ZipFile(downloaded(folder)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+
+    text_only = exports("text-only", with_voice=False)
+    assert not [name for name in text_only if name.endswith(".wav")]
+    with_voice = exports("with-voice", with_voice=True)
+    disguised = with_voice["take-1.wav"]
+    word = words[2]  # "who": not redacted, so its voice is there to measure
+    before, after = fundamental(original, word.start, word.end), fundamental(disguised, word.start, word.end)
+    assert after < 0.9 * before, (before, after)  # measured: about 0.79, four semitones down
+    assert rms_between(disguised, word.start, word.end) > 1000
