@@ -10,6 +10,7 @@ import secrets
 
 import pytest
 
+from tests.console.cases.helpers import CaseFiles
 from tests.console.support import People
 
 
@@ -60,3 +61,37 @@ def route_values(hotline, fake_twilio, people) -> dict[str, object]:
         recording_id = session.scalar(select(Recording.id))
     bystander = people.handler()
     return {"reference": reference, "recording_id": recording_id, "user_id": bystander.user_id}
+
+
+# --- signed-in people and cases made straight in the database, for the case-work packages ------------
+
+def signed_in(person):
+    response = person.signs_in()
+    assert response.status_code == 302 and "/sign-in" not in response.headers["Location"], \
+        f"could not sign in ({response.status_code})"
+    return person
+
+
+@pytest.fixture
+def cases(console) -> CaseFiles:
+    return CaseFiles(console)
+
+
+@pytest.fixture
+def handler(people):
+    return signed_in(people.handler("hana"))
+
+
+@pytest.fixture
+def colleague(people):
+    return signed_in(people.handler("cole"))
+
+
+@pytest.fixture
+def supervisor(people):
+    return signed_in(people.supervisor("sue"))
+
+
+@pytest.fixture
+def admin(people):
+    return signed_in(people.admin("ada"))

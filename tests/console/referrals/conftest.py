@@ -5,29 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import Force
-from tests.console.cases.helpers import CaseFiles, Take
+from tests.console.cases.helpers import Take
 from tests.console.referrals.support import seal_take_audio, seal_transcript, voiced_wav, words_every
-
-
-def _signed_in(person):
-    response = person.signs_in()
-    assert response.status_code == 302 and "/sign-in" not in response.headers["Location"]
-    return person
-
-
-@pytest.fixture
-def handler(people):
-    return _signed_in(people.handler("hana"))
-
-
-@pytest.fixture
-def admin(people):
-    return _signed_in(people.admin("ada"))
-
-
-@pytest.fixture
-def cases(console) -> CaseFiles:
-    return CaseFiles(console)
 
 
 @pytest.fixture
