@@ -8,9 +8,11 @@ help; a missing ffmpeg is an environment problem and raises AudioToolMissing ins
 from __future__ import annotations
 
 import functools
+import io
 import shutil
 import struct
 import subprocess
+import wave
 from dataclasses import dataclass
 
 from pydub import AudioSegment
@@ -143,6 +145,17 @@ def _probe_codec_name(data: bytes) -> str:
         input=data, capture_output=True, check=False,
     )
     return completed.stdout.decode(errors="replace").strip() or "unknown"
+
+
+def pcm_wav(samples: bytes, sample_rate: int) -> bytes:
+    """16-bit mono PCM as a WAV file, in memory (what the console plays and what referrals carry)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(SAMPLE_WIDTH)
+        writer.setframerate(sample_rate)
+        writer.writeframes(samples)
+    return buffer.getvalue()
 
 
 def decode_recording(data: bytes) -> PhoneAudio:

@@ -6,10 +6,8 @@ file, not to a cache (each request opens the sealed item again; a take is a few 
 """
 from __future__ import annotations
 
-import io
 import re
 import struct
-import wave
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, MutableMapping
@@ -18,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from console.transcripts import VersionInfo
 from storage.models import Recording
-from transcription.audio import SAMPLE_WIDTH, decode_recording
+from transcription.audio import SAMPLE_WIDTH, decode_recording, pcm_wav
 from transcription.recognizer import Transcript
 
 import audioop  # after transcription.audio, whose pydub import takes its one deprecation warning
@@ -75,13 +73,7 @@ def playable_audio(stored: bytes) -> bytes:
     if _wav_format(stored) in _PLAYABLE_WAV:
         return stored
     audio = decode_recording(stored)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(SAMPLE_WIDTH)
-        writer.setframerate(audio.sample_rate)
-        writer.writeframes(audio.samples)
-    return buffer.getvalue()
+    return pcm_wav(audio.samples, audio.sample_rate)
 
 
 # --- byte ranges (RFC 9110 section 14) ---------------------------------------------------------------

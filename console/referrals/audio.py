@@ -11,14 +11,12 @@ of anonymity, and the console says so wherever it is offered.
 """
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
-import wave
 from dataclasses import dataclass
 
 from console.referrals.redaction import Span
-from transcription.audio import SAMPLE_WIDTH, AudioError, decode_recording
+from transcription.audio import SAMPLE_WIDTH, AudioError, decode_recording, pcm_wav
 
 # Down by four semitones: far enough that a familiar voice is not recognised at once, near enough that
 # the words stay clear on a phone line's bandwidth.
@@ -88,13 +86,7 @@ def disguise(pcm: Pcm, cents: int = DISGUISE_CENTS) -> Pcm:
 
 
 def wav(pcm: Pcm) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(SAMPLE_WIDTH)
-        writer.setframerate(pcm.rate)
-        writer.writeframes(pcm.samples)
-    return buffer.getvalue()
+    return pcm_wav(pcm.samples, pcm.rate)
 
 
 def referral_audio(stored: bytes, spans: list[Span], disguised: bool) -> bytes:
