@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.load import ACCOUNT_SID, PUBLIC_BASE_URL, Server, hotline_env, procfile_web_command
+from tests.support.processes import RedisServer
 
 __all__ = ["ACCOUNT_SID", "PUBLIC_BASE_URL", "hotline_app", "Line", "Ledger", "Report", "new_report", "call_back"]
 
@@ -405,43 +406,11 @@ class StoppablePostgres:
         self.server.stop()
 
 
-class StoppableRedis:
-    """A redis-server on 127.0.0.1 that can be stopped and started again on the same port."""
-
-    def __init__(self, folder: Path):
-        import shutil
-
-        from tests.support.processes import free_port
-
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            raise RuntimeError("redis-server is not installed")
-        self.port, self.folder, self.process = free_port(), folder, None
-        folder.mkdir(exist_ok=True)
-        self.resume()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+class StoppableRedis(RedisServer):
+    """A redis-server that the run stops and starts again on the same port (tests/support/processes.py)."""
 
     def resume(self) -> None:
-        import socket
+        self.start()
 
-        self.process = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no", "--dir", str(self.folder)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def halt(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    stop = halt
+    def stop(self) -> None:
+        self.halt()

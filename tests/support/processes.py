@@ -30,14 +30,23 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
 
 
 class RedisServer:
-    def __init__(self):
-        binary = shutil.which("redis-server")
-        if binary is None:
+    """A redis-server on 127.0.0.1 and a free port, with no persistence. halt() kills it and start() brings
+    it back on the same port, for runs that take Redis away (benchmarks/faults.py)."""
+
+    def __init__(self, folder: Path | None = None):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.port = free_port()
-        self.folder = tempfile.mkdtemp(prefix="hotline-redis-")
+        self._own_folder = folder is None
+        self.folder = tempfile.mkdtemp(prefix="hotline-redis-") if folder is None else str(folder)
+        Path(self.folder).mkdir(exist_ok=True)
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.folder],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -54,10 +63,17 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def halt(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Worker:
