@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     import observability
 
     observability.install(app)
-    if start_worker and settings.worker_mode == "inprocess":
+    if start_worker and settings.worker_mode == "inprocess" and not settings.worker_wake_socket:
         hotline.workshop.transcriber = make_transcriber(settings)
     if start_worker:
         hotline.dispatcher.start()

@@ -119,18 +119,29 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
 
     @jobs_group.command("work")
     @click.option("--threads", default=None, type=int, help="Worker threads (default HOTLINE_WORKER_THREADS).")
-    def jobs_work(threads: int | None):
-        """Run a worker in the foreground until stopped (without Celery: the database is the queue)."""
+    @click.option("--nice", "niceness", default=0, type=click.IntRange(0, 19),
+                  help="Lower this process's priority by this much first (gunicorn's master starts it with 10).")
+    @click.option("--parent", "parent_pid", default=None, type=int,
+                  help="Stop when this process (gunicorn's master) is gone.")
+    def jobs_work(threads: int | None, niceness: int, parent_pid: int | None):
+        """Run a worker in the foreground until stopped (without Celery: the database is the queue). With
+        HOTLINE_WORKER_WAKE_SOCKET set (by gunicorn's master, jobs/worker_process.py) it is also woken there."""
+        import os
         import signal
         import threading
 
         from jobs.worker import InProcessWorker
+        from jobs.worker_process import listen_for_wakes
 
+        if niceness:
+            os.nice(niceness)
         hotline = _hotline()
         _load_transcriber(hotline)
         worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        if hotline.settings.worker_wake_socket:
+            listen_for_wakes(hotline.settings.worker_wake_socket, lambda: worker.notify([]), stopped, parent_pid)
         worker.start()
         click.echo("worker running; Ctrl-C to stop")
         try:

@@ -31,6 +31,7 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(a)s"'
 # master serves their sum on HOTLINE_METRICS_ADDRESS, so a scrape sees every worker, not whichever answered.
 # Only for the line's app: the console's gunicorn reads this file too, and serves no metrics.
 _metrics = {"dir": None, "own": False}
+_worker = {"process": None}
 
 
 def on_starting(server):
@@ -39,7 +40,7 @@ def on_starting(server):
 
     from settings import metrics_from_process_env, share_metrics_dir
 
-    if not str(getattr(server.app, "app_uri", "") or "").startswith("app:"):
+    if not _is_the_line(server):
         return
     address, folder = metrics_from_process_env()
     if address is None:
@@ -53,23 +54,43 @@ def on_starting(server):
     _metrics["dir"] = folder
 
 
+def _is_the_line(server) -> bool:
+    return str(getattr(server.app, "app_uri", "") or "").startswith("app:")
+
+
 def when_ready(server):
     if _metrics["dir"] is not None:
         from observability import serve_gunicorn_master
         from settings import metrics_from_process_env
 
         serve_gunicorn_master(metrics_from_process_env()[0], _metrics["dir"])
+    # The embedded worker: one process beside the web processes, started before they are forked so they
+    # inherit where to wake it (jobs/worker_process.py). Not for the console, nor with Celery or none.
+    from settings import worker_beside_gunicorn
+
+    if _is_the_line(server) and worker_beside_gunicorn():
+        from jobs.worker_process import WorkerProcess
+
+        _worker["process"] = WorkerProcess.for_the_line(on_exit=_forget_metrics_of)
+        _worker["process"].start()
 
 
-def child_exit(server, worker):
+def _forget_metrics_of(pid: int) -> None:
     if _metrics["dir"] is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid, str(_metrics["dir"]))
+        multiprocess.mark_process_dead(pid, str(_metrics["dir"]))
+
+
+def child_exit(server, worker):
+    _forget_metrics_of(worker.pid)
 
 
 def on_exit(server):
+    if _worker["process"] is not None:
+        _worker["process"].stop()
     if _metrics["own"]:
         import shutil
 
         shutil.rmtree(_metrics["dir"], ignore_errors=True)
+

@@ -214,6 +214,8 @@ class Settings:
     blob_store: str = "database"
     worker_mode: str = "inprocess"
     worker_threads: int = 1
+    # Where the embedded worker listens when it runs beside gunicorn (jobs/worker_process.py); set by its master.
+    worker_wake_socket: str | None = None
     broker_url: str | None = None
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: str | None = field(default=None, repr=False)
@@ -235,6 +237,9 @@ class Settings:
     retention: RetentionPolicy = RetentionPolicy()
     # How often workers purge the cases that are due and destroy spent period keys (0: never).
     purge_seconds: int = 3600
+    # At most how often the purge runs also compact the SQLite file, when Twilio ids were erased or cases
+    # purged since the last time (storage/compaction.py; 0: never).
+    compact_seconds: int = 3600
     # --- metrics (observability.py): (host, port), or None for no endpoint; the folder where gunicorn's
     # workers leave their counts for the master to serve, or None outside gunicorn.
     metrics_address: tuple[str, int] | None = None
@@ -365,6 +370,7 @@ class Settings:
             blob_store=choice("HOTLINE_BLOB_STORE", BLOB_STORES, "database"),
             worker_mode=worker_mode,
             worker_threads=integer("HOTLINE_WORKER_THREADS", 1),
+            worker_wake_socket=text(WORKER_WAKE_SOCKET_VARIABLE),
             broker_url=broker_url,
             twilio_api_key_sid=api_key_sid,
             twilio_api_key_secret=api_key_secret,
@@ -380,6 +386,7 @@ class Settings:
             key_store_url=read_key_store_url(env, data_dir),
             retention=read_retention(env),
             purge_seconds=integer("HOTLINE_PURGE_SECONDS", 3600, minimum=0),
+            compact_seconds=integer("HOTLINE_COMPACT_SECONDS", 3600, minimum=0),
             metrics_address=metrics_address,
             metrics_multiprocess_dir=metrics_dir,
             # --- limits ---
@@ -435,3 +442,19 @@ def postgres_tools_environment(password: str | None) -> dict[str, str]:
 def share_metrics_dir(folder: Path) -> None:
     """gunicorn's master, before it forks: each worker's prometheus-client reads the folder from here."""
     os.environ[METRICS_DIR_VARIABLE] = str(folder)
+
+
+WORKER_WAKE_SOCKET_VARIABLE = "HOTLINE_WORKER_WAKE_SOCKET"
+
+
+def worker_beside_gunicorn() -> bool:
+    """gunicorn's master (gunicorn.conf.py), before any worker has read the rest: whether the line's
+    embedded worker is wanted, and so runs beside the web processes (jobs/worker_process.py)."""
+    return EnvReader(os.environ).choice("HOTLINE_WORKER", WORKER_MODES, "inprocess") == "inprocess"
+
+
+def share_worker_wake_socket(path: str) -> dict[str, str]:
+    """gunicorn's master, before it forks: every web process reads where to wake the worker from here.
+    Returns the environment the worker's process is started with (this process's)."""
+    os.environ[WORKER_WAKE_SOCKET_VARIABLE] = path
+    return dict(os.environ)

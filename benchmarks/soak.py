@@ -20,7 +20,9 @@ transcribed once (one transcript per take), deleted at Twilio (no recording and 
 there: takes of calls cut off by the kill included, which the Twilio sweep takes in), no 5xx, and the
 anonymity search at zero hits: the caller's number (in 13 spellings), name and town, and every CallSid
 and RecordingSid of the run, in every value of every table, every file of the data directory and the
-line's whole output (logs and access log). Exit status 1 on any failure.
+line's whole output (logs and access log), once the workers' maintenance has rewritten the SQLite tables
+that held Twilio ids after the last erasure (every 5 s here, HOTLINE_COMPACT_SECONDS;
+storage/compaction.py). Exit status 1 on any failure.
 Two of the line's waits are shortened (benchmarks/faultline.py), and the sweep's 10-minute margin is 3 s.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ from benchmarks.faultline import (ACCOUNT_SID, Ledger, Line, call_back, new_repo
 from benchmarks.faults import NOT_FINAL_BODY
 
 CALL_BACK_SHARE = 0.2
+COMPACT_SECONDS = 5  # how often the workers purge and, if ids were erased, rewrite the id tables (default 3600)
 SID = re.compile(r"(?:CA|RE)[0-9a-f]{32}")
 
 
@@ -110,7 +113,9 @@ class Soak:
             workspace = Path(folder)
             line = Line(workspace, "soak", token, fake, model=self.model, twilio_timeout=3.0, sweep_settle=3.0,
                         HOTLINE_CALLER_LIMIT="100000", HOTLINE_TWILIO_SWEEP_SECONDS="5",
-                        HOTLINE_MAX_RECORDING_SECONDS="10")
+                        HOTLINE_MAX_RECORDING_SECONDS="10",
+                        # the workers' maintenance every 5 s, rewriting the id tables when ids were erased
+                        HOTLINE_PURGE_SECONDS=str(COMPACT_SECONDS), HOTLINE_COMPACT_SECONDS=str(COMPACT_SECONDS))
             identity = _identity_options()
             self.started = time.monotonic()
             line.start()
@@ -120,6 +125,7 @@ class Soak:
                 waited, check = self.ledger.settle(line.database_url, fake, 600 if self.quick else 1800,
                                                    transcribing=self.model is not None)
                 self.log("settled" if waited is not None else "NOT settled")
+                compacted = self._wait_for_compaction(line, 12 * COMPACT_SECONDS)
                 errors = line.server_errors()
             finally:
                 line.stop()
@@ -129,7 +135,7 @@ class Soak:
 
                 shutil.copytree(workspace, self.keep, dirs_exist_ok=True)
                 self.log(f"workspace kept in {self.keep}")
-            return self._summary(check, waited, errors, hits, time.monotonic() - self.started)
+            return self._summary(check, waited, compacted, errors, hits, time.monotonic() - self.started)
 
     def _drive(self, line: Line, fake, token: str, number: str, identity: dict) -> None:
         interval = self.seconds / self.total
@@ -213,6 +219,25 @@ class Soak:
             finally:
                 restarting.clear()
 
+    def _wait_for_compaction(self, line: Line, timeout: float) -> float | None:
+        """Seconds until the workers' maintenance had rewritten the tables that held Twilio ids after the
+        last erasure (storage/compaction.py), None if it had not within `timeout`."""
+        from storage.compaction import is_up_to_date
+        from storage.db import Database
+
+        db = Database(line.database_url)
+        started = time.monotonic()
+        try:
+            while not is_up_to_date(db):
+                if time.monotonic() - started > timeout:
+                    self.log("the tables that held Twilio ids were NOT rewritten after the last erasure")
+                    return None
+                time.sleep(0.5)
+        finally:
+            db.dispose()
+        self.log("the tables that held Twilio ids are rewritten since the last erasure")
+        return time.monotonic() - started
+
     def _anonymity_search(self, line: Line, fake) -> dict[str, int]:
         from sqlalchemy import create_engine
 
@@ -242,7 +267,7 @@ class Soak:
         hits["ids searched for"] = len(ids)
         return hits
 
-    def _summary(self, check, waited, errors: dict[str, int], hits: dict, wall: float) -> int:
+    def _summary(self, check, waited, compacted, errors: dict[str, int], hits: dict, wall: float) -> int:
         transcribing = self.model is not None
         rows = [
             ("calls made", self.counts["new"] + self.counts["back"] + self.counts["away"], None),
@@ -260,6 +285,7 @@ class Soak:
             ("call records left at Twilio", check.call_records_left, 0),
             ("jobs open / failed", f"{check.jobs_open} / {check.jobs_failed}", "0 / 0"),
             ("5xx answers", sum(errors.values()), 0),
+            ("id tables rewritten after the last erasure", "no" if compacted is None else "yes", "yes"),
             ("anonymity search: caller data hits", hits["caller data"], 0),
             ("anonymity search: Twilio id hits", hits["Twilio ids"], 0),
             ("  (searched: MB of text / Twilio ids)", f"{hits['searched (MB)']} / {hits['ids searched for']}", None),

@@ -345,9 +345,9 @@ class CallFlow:
 
     def after_recording_choice(self, event: CallEvent) -> Reply:
         take = event.take
-        at_limit = self._at_take_limit(event)
         if event.digits == "1":
             return self._finish(event)
+        at_limit = self._at_take_limit(event)
         if event.digits == "2":
             if take:
                 self.desk.discard_take(event.call_sid, take)

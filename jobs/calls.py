@@ -88,9 +88,10 @@ def forget_twilio_ids(session: Session, call: Call) -> None:
 
 
 def _scrub_sqlite(session: Session) -> None:
-    """SQLite keeps overwritten pages in its write-ahead log until a checkpoint reuses them; with
-    secure_delete (storage/db.py) the database file itself keeps no erased value. Best effort: a
-    checkpoint cannot finish while another connection reads."""
+    """SQLite keeps overwritten pages in its write-ahead log until a checkpoint reuses them: empty it now.
+    Best effort: a checkpoint cannot finish while another connection reads. The file itself can still
+    hold old copies of the ids in its pages' unallocated gaps, which secure_delete does not zero: the
+    workers' next compaction removes them (storage/compaction.py, run by jobs/retention.py)."""
     if session.get_bind().dialect.name != "sqlite":
         return
     try:

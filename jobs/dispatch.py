@@ -66,6 +66,10 @@ class CeleryDispatcher:
 
 
 def make_dispatcher(settings: Settings, workshop: Workshop) -> Dispatcher:
+    if settings.worker_mode == "inprocess" and settings.worker_wake_socket:
+        from jobs.worker_process import WakeWorkerProcess
+
+        return WakeWorkerProcess(settings.worker_wake_socket)  # the worker runs beside gunicorn
     if settings.worker_mode == "inprocess":
         return InProcessWorker(workshop, threads=settings.worker_threads)
     if settings.worker_mode == "celery":

@@ -16,13 +16,15 @@ A job belongs to one take (recording_id) or, for Twilio's record of a call (jobs
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from jobs.owners import is_dead_here, local_prefix, new_owner
-from storage.anonymity import coarse
+from storage.anonymity import coarse, stamp
 from storage.models import Call, Job, JobKind, JobState, Recording, utcnow
 
 STORE_RECORDING = JobKind.STORE_RECORDING
@@ -36,23 +38,72 @@ class LeaseLost(Exception):
     """This worker no longer holds its job (its lease ran out, or another worker took the job over)."""
 
 
+@dataclass(frozen=True)
+class QueuedJob:
+    """What enqueue found or made; the row itself is not loaded (callers that want it: session.get)."""
+
+    id: int
+    state: JobState
+    attempts: int
+    run_after: datetime
+
+
 def enqueue(session: Session, kind: JobKind, recording_id: int | None = None, *, call_id: int | None = None,
-            reopen: bool = False) -> Job:
-    """Once per (kind, recording), or (kind, call): a repeated callback finds the job already there."""
+            reopen: bool = False, run_after: datetime | None = None) -> QueuedJob:
+    """Once per (kind, recording), or (kind, call): a repeated callback finds the job already there.
+    run_after: when a new job (or one queued and not tried yet) falls due; else now. reopen: a job that
+    is done or gave up is queued again from the start.
+
+    Plain SQL on the session's connection (the webhooks queue a job on every call), its times rounded
+    as the line's flush would round a job's (storage/anonymity.py)."""
     kind = JobKind(kind)
     if (recording_id is None) == (call_id is None):
         raise ValueError("a job is about one recording or one call")
-    subject = Job.recording_id == recording_id if call_id is None else Job.call_id == call_id
-    job = session.scalar(select(Job).where(Job.kind == kind, subject))
-    if job is None:
-        job = Job(kind=kind, recording_id=recording_id, call_id=call_id, state=JobState.QUEUED, run_after=utcnow())
-        session.add(job)
-        session.flush()
-    elif reopen and job.state in (JobState.DONE, JobState.FAILED):
-        job.state, job.attempts, job.run_after, job.last_error = JobState.QUEUED, 0, utcnow(), None
-        job.owner, job.lease_until = None, None
-        job.created_at = utcnow()  # a call-record job's patience starts again (jobs/calls.py)
+    statements = _enqueue_statements()
+    session.flush()  # a take or call made through the ORM in this transaction is written first
+    connection = session.connection()
+    now, when = utcnow(), stamp(session)
+    subject = {"recording_id": recording_id} if call_id is None else {"call_id": call_id}
+    found = connection.execute(statements["by take" if call_id is None else "by call"], {"kind": kind, **subject}).first()
+    if found is None:
+        due = run_after or now
+        made = connection.execute(statements["new"], {"kind": kind, "recording_id": recording_id, "call_id": call_id,
+                                                      "state": JobState.QUEUED, "run_after": due,
+                                                      "created_at": when, "updated_at": when})
+        return QueuedJob(made.inserted_primary_key[0], JobState.QUEUED, 0, due)
+    job = QueuedJob(found.id, JobState(found.state), found.attempts, found.run_after)
+    if run_after is not None and job.attempts == 0 and job.state == JobState.QUEUED:
+        connection.execute(statements["due"], {"job_id": job.id, "run_after": run_after, "updated_at": when})
+        return replace(job, run_after=run_after)
+    if reopen and job.state in (JobState.DONE, JobState.FAILED):
+        # A call-record job's patience starts again (jobs/calls.py): its created_at is now's, rounded.
+        connection.execute(statements["reopen"], {"job_id": job.id, "run_after": now, "created_at": when,
+                                                  "updated_at": when})
+        return QueuedJob(job.id, JobState.QUEUED, 0, now)
     return job
+
+
+def bring_forward(session: Session, job: QueuedJob, moment: datetime) -> None:
+    """A queued job falls due at `moment` if that is sooner (a take's job was waiting for its callback)."""
+    if moment < job.run_after:
+        session.connection().execute(_enqueue_statements()["due"], {"job_id": job.id, "run_after": moment,
+                                                                    "updated_at": stamp(session)})
+
+
+@functools.cache
+def _enqueue_statements():
+    jobs = Job.__table__
+    found = select(jobs.c.id, jobs.c.state, jobs.c.attempts, jobs.c.run_after).where(jobs.c.kind == bindparam("kind"))
+    by_id = jobs.c.id == bindparam("job_id")
+    return {
+        "by take": found.where(jobs.c.recording_id == bindparam("recording_id")),
+        "by call": found.where(jobs.c.call_id == bindparam("call_id")),
+        "new": insert(jobs),
+        "due": update(jobs).where(by_id).values(run_after=bindparam("run_after"), updated_at=bindparam("updated_at")),
+        "reopen": update(jobs).where(by_id).values(
+            state=JobState.QUEUED, attempts=0, run_after=bindparam("run_after"), last_error=None, owner=None,
+            lease_until=None, created_at=bindparam("created_at"), updated_at=bindparam("updated_at")),
+    }
 
 
 def _due(now: datetime):

@@ -9,6 +9,11 @@ purging at once is harmless: the loser finds the case gone or locked and moves o
 
 A period key is destroyed after its cases are committed gone, and the destruction audited after that, so a
 crash between the two leaves a key that the next run destroys (and audits) then.
+
+Each run then rewrites the SQLite tables that hold Twilio ids, if ids were erased or cases purged since the
+last rewrite and that was HOTLINE_COMPACT_SECONDS ago or more (storage/compaction.py): `secure_delete`
+alone can leave old copies of erased ids in the file. The key store is VACUUMed as soon as a key is
+destroyed (it is small, and its write-ahead log would otherwise keep the destroyed key's bytes).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from settings import RetentionPolicy
 from storage.audit import record
 from storage.blobs import BlobStore
+from storage.compaction import compact_if_due, has_log, vacuum
 from storage.db import Database
 from storage.keystore import KeyStore
 from storage.models import AuditAction
@@ -63,5 +69,16 @@ def purge(db: Database, blobs: BlobStore, periods: KeyStore | None, policy: Rete
 
 
 def purge_for(workshop, now: datetime | None = None) -> Counter:
+    """The workers' scheduled run: the purge, then the rewrite of the id tables if it is due (`compacted`)."""
     sealer = workshop.sealer
-    return purge(workshop.db, sealer.blobs, sealer.periods, workshop.settings.retention, now)
+    done = purge(workshop.db, sealer.blobs, sealer.periods, workshop.settings.retention, now)
+    # The key store's write-ahead log keeps a destroyed key's bytes until it is emptied: VACUUM the store
+    # (small) after a destruction, and at any run that finds its log holding something (a reader kept it).
+    if sealer.periods is not None and (done["period keys destroyed"] or has_log(sealer.periods.db)):
+        try:
+            vacuum(sealer.periods.db)
+        except Exception as error:  # its log stays, so the next run tries again
+            log.warning("could not VACUUM the key store: %s", type(error).__name__)
+    if compact_if_due(workshop.db, workshop.settings.compact_seconds).outcome == "compacted":
+        done["compacted"] += 1
+    return done

@@ -2,13 +2,14 @@
 that is console/keys.py)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,20 +31,47 @@ HOURLY_COUNTS_KEPT = timedelta(days=7)  # the all-references counts, kept a week
 UNKNOWN_REFERENCE = "00000000"  # what a malformed reference counts against
 
 
-def open_case(session: Session, anonymous: bool) -> Case:
+@dataclass(frozen=True)
+class OpenedCase:
+    """What the line needs of a case it has just opened (ivr/desk.py), without loading the ORM object."""
+
+    id: int
+    reference: str
+    anonymous: bool
+    pin_length: int = PIN_LENGTH
+
+
+def open_case_row(session: Session, anonymous: bool) -> OpenedCase:
     """A new case under a fresh reference (retrying the rare collision inside a savepoint). Failures
-    keyed in against that reference before it was a case were not attempts on this one: they go."""
+    keyed in against that reference before it was a case were not attempts on this one: they go.
+    Plain SQL on the session's connection (the busiest write of a new report), times as the line's
+    flush would round them (storage/anonymity.py)."""
+    from storage.anonymity import stamp
+
+    connection = session.connection()
+    when = stamp(session, anonymous)
     for _ in range(20):
-        case = Case(reference=CaseReference.generate().digits, anonymous=anonymous, pin_length=PIN_LENGTH)
+        reference = CaseReference.generate().digits
         try:
-            with session.begin_nested():
-                session.add(case)
-                session.flush()
-                _forget_failures(session, case.reference)
-            return case
+            with connection.begin_nested():
+                result = connection.execute(_new_case(), {"reference": reference, "anonymous": anonymous,
+                                                          "pin_length": PIN_LENGTH, "created_at": when,
+                                                          "updated_at": when})
+                _forget_failures(session, reference)
+            return OpenedCase(result.inserted_primary_key[0], reference, anonymous)
         except IntegrityError:
             continue
     raise RuntimeError("could not find an unused case reference")
+
+
+@functools.cache
+def _new_case():
+    return insert(Case.__table__)  # its other columns take their defaults (a random id, status "new", ...)
+
+
+def open_case(session: Session, anonymous: bool) -> Case:
+    """open_case_row, as the ORM object."""
+    return session.get(Case, open_case_row(session, anonymous).id)
 
 
 def find_case(session: Session, reference: str) -> Case | None:
@@ -166,11 +194,18 @@ def unlock_reference(session: Session, reference: str) -> int:
 
 
 def _forget_failures(session: Session, reference: str) -> int:
-    failures = session.scalars(
-        delete(ReferenceLock).where(ReferenceLock.reference == reference).returning(ReferenceLock.failures)
-    ).first()
-    session.execute(delete(ReferenceFailureHour).where(ReferenceFailureHour.reference == reference))
+    # On the session's connection: these rows are never loaded as objects, so nothing in the session goes stale.
+    forget_lock, forget_hours = _forget_statements()
+    connection = session.connection()
+    failures = connection.execute(forget_lock, {"reference": reference}).scalar()
+    connection.execute(forget_hours, {"reference": reference})
     return failures or 0
+
+
+@functools.cache
+def _forget_statements():
+    return (delete(ReferenceLock).where(ReferenceLock.reference == bindparam("reference")).returning(ReferenceLock.failures),
+            delete(ReferenceFailureHour).where(ReferenceFailureHour.reference == bindparam("reference")))
 
 
 def failures_this_hour(session: Session, now: datetime | None = None) -> int:

@@ -40,7 +40,10 @@ def prepare_sqlite_file(database_url: str) -> None:
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         prepare_sqlite_file(database_url)
-        engine = create_engine(database_url, connect_args={"timeout": 30, "check_same_thread": False})
+        # A connection kept for each thread that may want one (gunicorn's 8 a process, the workers'): with
+        # fewer, requests beyond the pool open a connection, run the pragmas below and close it again.
+        engine = create_engine(database_url, pool_size=16, max_overflow=16,
+                               connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):
@@ -50,7 +53,9 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            # Deleted or overwritten content is zeroed, not left in free space: an erased Twilio id is gone.
+            # Deleted or overwritten content is zeroed, not left in free space. Not every old copy: a page
+            # rebuilt while rebalancing keeps its unallocated gap, which the workers' compaction removes
+            # (storage/compaction.py).
             cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 

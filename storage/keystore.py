@@ -162,8 +162,9 @@ class KeyStore:
             return session.get(PeriodKey, period)
 
     def destroy(self, period: str) -> bool:
-        """Delete a period's key for good. SQLite runs with secure_delete, so its bytes are zeroed, not
-        left in free pages; on PostgreSQL the dead row lasts until VACUUM (README, Retention)."""
+        """Delete a period's key for good. SQLite runs with secure_delete, so its bytes are zeroed in the
+        file, and the workers then VACUUM the store and empty its log (storage/compaction.py), where a copy
+        stays until then; on PostgreSQL the dead row lasts until VACUUM (README, Retention)."""
         self._public.pop(period, None)
         with self.db.session() as session:
             row = session.get(PeriodKey, period)

@@ -94,7 +94,7 @@ def test_a_failure_inside_a_step_apologises_and_writes_nothing(twilio, hotline, 
     def broken(*args, **kwargs):
         raise RuntimeError(f"database on fire {caller}")  # an error message quoting caller data
 
-    monkeypatch.setattr("ivr.desk.open_case", broken)
+    monkeypatch.setattr("ivr.desk.open_case_row", broken)
     response = twilio.post("/ivr/anonymity", call_params(call_sid, Digits="1"))
     assert response.status_code == 200
     body = response.get_data(as_text=True)
