@@ -54,8 +54,14 @@ def on_starting(server):
     _metrics["dir"] = folder
 
 
+def _app_uri(server) -> str:
+    return str(getattr(server.app, "app_uri", "") or "")
+
+
 def _is_the_line(server) -> bool:
-    return str(getattr(server.app, "app_uri", "") or "").startswith("app:")
+    # The line's app, or the fault and soak runs' wrapper of it (benchmarks/faultline.py), never the console's
+    # nor the load run's bare endpoint.
+    return _app_uri(server).startswith(("app:", "benchmarks.faultline:"))
 
 
 def when_ready(server):
@@ -71,7 +77,9 @@ def when_ready(server):
     if _is_the_line(server) and worker_beside_gunicorn():
         from jobs.worker_process import WorkerProcess
 
-        _worker["process"] = WorkerProcess.for_the_line(on_exit=_forget_metrics_of)
+        # `flask --app app`; a wrapper's own factory, as gunicorn was given it, so its settings apply there too.
+        uri = _app_uri(server)
+        _worker["process"] = WorkerProcess.for_the_line("app" if uri.startswith("app:") else uri, on_exit=_forget_metrics_of)
         _worker["process"].start()
 
 

@@ -6,7 +6,7 @@ Callers leave reports before, during and after the fault; then the run waits unt
 caller finished is kept (its case there, each take sealed once and deleted at Twilio), Twilio (the
 fake) holds no recording, every call's record there is deleted and no job waits.
 
-  worker-killed    a store job held mid-download; the gunicorn worker process running it gets SIGKILL
+  worker-killed    a store job held mid-download; the embedded worker's process running it gets SIGKILL
                    (gunicorn starts another; the job's owner is dead, so it is taken over at once)
   hotline-killed   SIGKILL to gunicorn's master and workers with takes not yet stored, then started again
   postgres-down    the line on PostgreSQL; the server stopped for 30 s (10 s --quick) while calls come in
@@ -146,7 +146,7 @@ class Run:
 # --- the faults ------------------------------------------------------------------------------------------
 
 def worker_killed(workspace: Path, quick: bool) -> Outcome:
-    outcome = Outcome("worker-killed", "SIGKILL to the gunicorn worker running a store job")
+    outcome = Outcome("worker-killed", "SIGKILL to the worker process running a store job")
     run = Run(workspace, "worker-killed")
     line = Line(workspace, "worker-killed", run.token, run.fake, HOTLINE_TRANSCRIPTION="off")
     try:
@@ -162,7 +162,7 @@ def worker_killed(workspace: Path, quick: bool) -> Outcome:
             return run.finish(outcome, line, time.monotonic())
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
-        outcome.notes.append(f"killed process {pid} mid-download; gunicorn started another worker")
+        outcome.notes.append(f"killed process {pid} mid-download; gunicorn's master started it again")
         run.reports(line, 2)
         outcome = run.finish(outcome, line, killed)
         downloads = sum(1 for entry in run.fake.requests("GET") if "/Recordings/" in entry.path)

@@ -10,7 +10,7 @@ Every caller is anonymous and calls from the same distinctive number with a name
 per-caller limit is raised for the run (one number makes every call).
 
 Faults on the way, at fixed points of the schedule:
-  20%  the gunicorn worker running a store job gets SIGKILL
+  20%  the embedded worker's process, running a store job, gets SIGKILL
   40%  Twilio's media answers 500 (x5), then twice past the line's Twilio timeout (3 s here)
   60%  Twilio refuses deletes of recordings and call records (400, error 20009) x5 each
   80%  gunicorn and its workers get SIGKILL (calls in flight are cut off), and the line is started again
@@ -198,7 +198,7 @@ class Soak:
                 time.sleep(0.05)
             if pid:
                 os.kill(pid, signal.SIGKILL)
-                self.log(f"fault: SIGKILL to the gunicorn worker running a store job")
+                self.log("fault: SIGKILL to the worker process running a store job")
             else:
                 self.log("fault: no store job was running to kill (skipped)")
         elif name == "media":

@@ -112,13 +112,14 @@ class WorkerProcess:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_the_line(cls, on_exit=None) -> "WorkerProcess":
-        """The Procfile's worker: its wake socket in a new private folder; the environment is this process's,
-        which every web process forked after this also gets (so they know where to wake it)."""
+    def for_the_line(cls, app: str = "app", on_exit=None) -> "WorkerProcess":
+        """The Procfile's worker (`flask --app APP jobs work`): its wake socket in a new private folder; the
+        environment is this process's, which every web process forked after this also gets (so they know
+        where to wake it)."""
         folder = Path(tempfile.mkdtemp(prefix="hotline-worker-"))  # 0700; a short path (Unix sockets: 108 bytes)
         wake_socket = str(folder / "wake")
         environment = share_worker_wake_socket(wake_socket)
-        command = [sys.executable, "-m", "flask", "--app", "app", "jobs", "work", "--nice", str(NICENESS),
+        command = [sys.executable, "-m", "flask", "--app", app, "jobs", "work", "--nice", str(NICENESS),
                    "--parent", str(os.getpid())]
         return cls(command, wake_socket, folder, on_exit, environment=environment)
 
@@ -133,8 +134,14 @@ class WorkerProcess:
         self._thread.start()
 
     def _spawn(self) -> int:
-        # Its own session: a Ctrl-C at the terminal reaches the master, which stops it in order (stop()).
-        return os.posix_spawn(self.command[0], self.command, self.environment, setsid=True)
+        # In the master's process group: what stops the whole group at once (a Ctrl-C, a kill of the group)
+        # stops it too; the master's stop() asks it in order.
+        pid = os.posix_spawn(self.command[0], self.command, self.environment)
+        try:  # at once, not only once it has loaded the app and read its --nice (a second or two)
+            os.setpriority(os.PRIO_PROCESS, pid, NICENESS)
+        except OSError:
+            pass  # it lowers its own priority as it starts
+        return pid
 
     @staticmethod
     def _exit_status(pid: int) -> int | str | None:

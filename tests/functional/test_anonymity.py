@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -25,7 +23,7 @@ from simulator.call import CallSimulator
 from simulator.transport import HttpTransport
 from storage.models import Job
 from tests.support.audio import phone_wav
-from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.processes import ROOT, answers_health_check, free_port, procfile_command, wait_until
 
 NUMBER = "+447700900987"
 FORWARDED = "+447700900654"
@@ -250,28 +248,16 @@ def test_configured_to_the_day_no_stored_time_of_an_anonymous_call_is_finer(day_
 
 # --- the web server's own access log, as the Procfile runs it -----------------------------------------
 
-def _procfile_command(process: str, port: int) -> list[str]:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{process}:"))
-    words = shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)).replace("0.0.0.0", "127.0.0.1"))
-    assert words[0] == "gunicorn"
-    return [sys.executable, "-m", "gunicorn", *words[1:], "--workers", "1"]
-
-
 def test_over_real_http_the_access_logs_carry_no_caller_data_no_twilio_ids_and_no_query(settings, settings_env, fake_twilio, tmp_path):
     port = free_port()
     env = {**settings_env, "HOTLINE_WORKER": "inprocess", "HOTLINE_TRANSCRIPTION": "off", "PORT": str(port),
            "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
     output = tmp_path / "web.log"
     with open(output, "wb") as log:
-        server = subprocess.Popen(_procfile_command("web", port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(procfile_command("web", port) + ["--workers", "1"], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
     try:
-        def up() -> bool:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        assert wait_until(up, timeout=30), output.read_text()
+        assert wait_until(lambda: answers_health_check(port), timeout=30), output.read_text()
         twilio = CallSimulator(
             HttpTransport(f"http://127.0.0.1:{port}"), public_base_url=settings.public_base_url,
             account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token, fake_twilio=fake_twilio,

@@ -3,7 +3,6 @@ woken by the web processes, restarted by the master, gone with it."""
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from jobs.worker_process import NICENESS, WakeWorkerProcess, WorkerProcess, listen_for_wakes
@@ -21,7 +19,7 @@ from simulator.transport import HttpTransport
 from storage.db import Database
 from storage.models import Job, JobKind, JobState
 from tests.support.audio import phone_wav
-from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.processes import ROOT, answers_health_check, free_port, procfile_command, wait_until
 
 
 # --- the wake and the watch on the parent, in this process ----------------------------------------------
@@ -71,12 +69,6 @@ def test_the_master_starts_the_process_again_when_it_dies(tmp_path):
 
 
 # --- under gunicorn, as the Procfile runs the line ---------------------------------------------------------
-
-def _procfile_web(port: int) -> list[str]:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    words = shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)).replace("0.0.0.0", "127.0.0.1"))
-    return [sys.executable, "-m", "gunicorn", *words[1:]]
-
 
 def _children(pid: int) -> list[int]:
     found = []
@@ -132,17 +124,13 @@ def test_under_gunicorn_the_jobs_run_in_one_lower_priority_process_that_the_mast
            "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
     output = tmp_path / "web.log"
     with open(output, "wb") as log:
-        server = subprocess.Popen(_procfile_web(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(procfile_command("web", port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        def up() -> bool:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        assert wait_until(up, timeout=60), output.read_text()[-3000:]
+        assert wait_until(lambda: answers_health_check(port), timeout=60), output.read_text()[-3000:]
         assert wait_until(lambda: len(_job_processes(server.pid)) == 1, timeout=30), output.read_text()[-3000:]
         [worker] = _job_processes(server.pid)
+        assert wait_until(lambda: _niceness(worker) == NICENESS, timeout=10)
+        time.sleep(3)  # once it has started and read its own --nice, it is at the same niceness, no lower
         assert _niceness(worker) == NICENESS
         web_workers = [pid for pid in _children(server.pid) if pid != worker]
         assert len(web_workers) == 2  # the Procfile's --workers 2: and no worker threads of their own
@@ -154,9 +142,9 @@ def test_under_gunicorn_the_jobs_run_in_one_lower_priority_process_that_the_mast
         assert wait_until(lambda: _stored_takes(settings.database_url) == 1, timeout=30), output.read_text()[-3000:]
 
         os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
-        assert wait_until(lambda: [pid for pid in _job_processes(server.pid) if pid != worker], timeout=20)
+        assert wait_until(lambda: [pid for pid in _job_processes(server.pid) if pid != worker], timeout=40)
         _report(twilio, "+447700900102")
-        assert wait_until(lambda: _stored_takes(settings.database_url) == 2, timeout=30), output.read_text()[-3000:]
+        assert wait_until(lambda: _stored_takes(settings.database_url) == 2, timeout=60), output.read_text()[-3000:]
         [replacement] = _job_processes(server.pid)
     finally:
         server.terminate()

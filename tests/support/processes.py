@@ -1,7 +1,9 @@
-"""Real processes for tests: redis-server, Celery workers and the hotline's own worker command."""
+"""Real processes for tests: redis-server, Celery workers, the hotline's own worker command, and the
+line's web process as the Procfile runs it."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -27,6 +29,23 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return predicate()
+
+
+def procfile_command(process: str, port: int) -> list[str]:
+    """The Procfile's gunicorn line for `process`, on 127.0.0.1:port, run with this interpreter."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{process}:"))
+    words = shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)).replace("0.0.0.0", "127.0.0.1"))
+    assert words[0] == "gunicorn"
+    return [sys.executable, "-m", "gunicorn", *words[1:]]
+
+
+def answers_health_check(port: int) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 class RedisServer:
