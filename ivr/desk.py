@@ -156,9 +156,11 @@ class SqlCallDesk:
     def _call(self, call_sid: str) -> Call:
         """The call as an ORM object, for the rarer paths; what the plain path read of it is read again."""
         self._rows.pop(call_sid, None)
-        self._row(call_sid)  # made in plain SQL if it is new, with its time rounded
+        self._row(call_sid)  # made in plain SQL if it is new, with its time rounded; pending changes flushed
         self._rows.pop(call_sid, None)
-        return self.session.scalar(select(Call).where(Call.call_sid == call_sid))
+        # Refreshed from the row even if this session holds the object already: a plain statement may have
+        # changed it since (and nothing of the ORM's is pending: _row flushed it).
+        return self.session.scalar(select(Call).where(Call.call_sid == call_sid).execution_options(populate_existing=True))
 
     def _case(self, call_sid: str) -> Case:
         """The call's case; a call that somehow reaches a case step without one gets an anonymous case,
