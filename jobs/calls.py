@@ -26,6 +26,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage.compaction import empty_log_soon
 from storage.models import Call, Job, JobState, Recording, TwilioRecordingStatus, utcnow
 
 log = logging.getLogger("hotline.jobs")
@@ -43,29 +44,34 @@ class TakesStillAtTwilio(Exception):
     """Some of the call's recordings are still at Twilio: its record waits for them."""
 
 
-def delete_call_record(workshop, session: Session, call_id: int, commit: Callable[[], None]) -> None:
+def delete_call_record(workshop, session: Session, call_id: int, commit: Callable[[], None], *,
+                       check: Callable[[], None] | None = None, finish: Callable[[], None] | None = None) -> None:
+    """commit: each stage's work; check: before a call to Twilio, ends the transaction; finish: the
+    job's last work (jobs/recording.py run_job: marks the job done with it). Each is commit if not given."""
+    check, finish = check or commit, finish or commit
     call = session.get(Call, call_id, populate_existing=True)
     if call is None:
         raise LookupError(f"call {call_id} does not exist")
     if not call.deleted_at_twilio:
-        _delete_takes_with_nothing_to_store(workshop, session, call_id, commit)
+        _delete_takes_with_nothing_to_store(workshop, session, call_id, commit, check)
         waiting = session.scalars(select(Recording.id).where(
             Recording.call_id == call_id, Recording.deleted_at_twilio.is_(False))).all()
         if waiting:
             raise TakesStillAtTwilio(f"{len(waiting)} of the call's recordings are still at Twilio; its record waits for them")
         sid = call.call_sid
-        commit()  # still this worker's job before anything is done at Twilio
+        check()  # still this worker's job before anything is done at Twilio
         if sid is not None:
             workshop.twilio.delete_call(sid)
         call = session.get(Call, call_id, populate_existing=True)
         call.deleted_at_twilio = True
     forget_twilio_ids(session, call)
-    commit()
-    _scrub_sqlite(session)
+    finish()  # with the job marked done: a worker that dies first leaves the job to run again (404: done)
+    empty_log_soon(workshop.db)  # SQLite's log keeps the overwritten ids until emptied
     log.info("call %s: its record at Twilio is deleted, and no Twilio id of it is kept", call_id)
 
 
-def _delete_takes_with_nothing_to_store(workshop, session: Session, call_id: int, commit: Callable[[], None]) -> None:
+def _delete_takes_with_nothing_to_store(workshop, session: Session, call_id: int, commit: Callable[[], None],
+                                        check: Callable[[], None]) -> None:
     """An empty or failed recording has no job of its own: Twilio's copy of it, if any, goes here."""
     busy = select(Job.id).where(Job.recording_id == Recording.id, Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
     takes = session.execute(select(Recording.id, Recording.recording_sid).where(
@@ -73,7 +79,7 @@ def _delete_takes_with_nothing_to_store(workshop, session: Session, call_id: int
         Recording.twilio_status.in_((TwilioRecordingStatus.ABSENT, TwilioRecordingStatus.FAILED)), ~busy.exists(),
     )).all()
     for take_id, sid in takes:
-        commit()
+        check()
         if sid is not None:
             workshop.twilio.delete_recording(sid)
         session.get(Recording, take_id, populate_existing=True).deleted_at_twilio = True
@@ -85,21 +91,6 @@ def forget_twilio_ids(session: Session, call: Call) -> None:
     call.call_sid = None
     for take in session.scalars(select(Recording).where(Recording.call_id == call.id)):
         take.recording_sid = take.call_sid = take.recording_url = None
-
-
-def _scrub_sqlite(session: Session) -> None:
-    """SQLite keeps overwritten pages in its write-ahead log until a checkpoint reuses them: empty it now.
-    Best effort: a checkpoint cannot finish while another connection reads. The file itself can still
-    hold old copies of the ids in its pages' unallocated gaps, which secure_delete does not zero: the
-    workers' next compaction removes them (storage/compaction.py, run by jobs/retention.py)."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    try:
-        session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        session.commit()
-    except Exception as error:
-        session.rollback()
-        log.info("could not checkpoint SQLite's log after erasing a call's Twilio ids: %s", type(error).__name__)
 
 
 def take_deleted(session: Session, call_id: int | None) -> None:

@@ -5,7 +5,9 @@ expired) is claimed again. Celery, when used, only carries job ids to wake worke
 
 Each claim writes a fresh owner token. Only the holder of that token, while its lease runs, may
 renew the lease, commit the job's work or finish the job: a worker that paused past its lease and
-was taken over finds out at its next commit (LeaseLost) and commits nothing.
+was taken over finds out at its next commit, or at the check before its next call to Twilio
+(LeaseLost), and commits nothing. Such a check writes nothing while the lease has time left: on SQLite
+every write transaction makes the webhooks wait for the one write lock.
 
 A take's jobs run one at a time: a job is not claimed while another job of the same recording is
 running on a live lease. Claims lock the recording's row first, so on PostgreSQL two workers claiming
@@ -170,13 +172,18 @@ def claim(session: Session, job_id: int | None = None, now: datetime | None = No
     return None
 
 
+def _held(job_id: int, owner: str, now: datetime):
+    """`owner` still holds the job, and its lease has not run out."""
+    return and_(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING, Job.lease_until >= now)
+
+
 def hold(session: Session, job_id: int, owner: str, lease: timedelta, now: datetime | None = None) -> bool:
     """In the caller's transaction: extend the lease if `owner` still holds it and it has not run out.
     The row stays locked until that transaction ends, so what it commits is committed as the holder."""
     now = now or utcnow()
     return session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.owner == owner, Job.state == JobState.RUNNING, Job.lease_until >= now)
+        .where(_held(job_id, owner, now))
         .values(lease_until=now + lease)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
@@ -190,16 +197,48 @@ def renew_lease(session: Session, job_id: int, owner: str, lease: timedelta) -> 
 
 
 class Claim:
-    """A worker's hold on one job: every commit of the job's work goes through commit()."""
+    """A worker's hold on one job: every commit of the job's work goes through it (LeaseLost, with
+    nothing committed, once the job is no longer this worker's)."""
 
     def __init__(self, job_id: int, owner: str, lease: timedelta):
         self.job_id, self.owner, self.lease = job_id, owner, lease
+        self.finished = False  # finish() was called: from then on the job is done, or someone else's
 
     def commit(self, session: Session) -> None:
+        """Commit the job's work, renewing the lease."""
         if not hold(session, self.job_id, self.owner, self.lease):
-            session.rollback()
-            raise LeaseLost(f"job {self.job_id} is no longer held by this worker")
+            self._lost(session)
         session.commit()
+
+    def check(self, session: Session) -> None:
+        """Before work outside the database (a download, a delete at Twilio): is the job still this
+        worker's? Then end the transaction. Nothing is written unless less than half of the lease is
+        left: then it is renewed, so a long download does not start on a lease about to run out.
+
+        Work the transaction already holds is committed with it, as the holder's, never dropped: its row
+        in jobs is read FOR UPDATE (PostgreSQL), and on SQLite a transaction that wrote holds the write
+        lock, so the job cannot change hands before the commit."""
+        now = utcnow()
+        session.flush()
+        held_until = session.scalar(select(Job.lease_until).where(_held(self.job_id, self.owner, now)).with_for_update())
+        if held_until is None:
+            self._lost(session)
+        if held_until - now < self.lease / 2:
+            self.commit(session)
+        else:
+            session.commit()
+
+    def finish(self, session: Session, precision: str) -> None:
+        """Commit the job's last work with the job marked done: one transaction. Its guard is complete()'s
+        (still this worker's, even on a lease run out: nobody else has started it then)."""
+        self.finished = True
+        if not complete(session, self.job_id, self.owner, precision):
+            self._lost(session)
+        session.commit()
+
+    def _lost(self, session: Session) -> None:
+        session.rollback()
+        raise LeaseLost(f"job {self.job_id} is no longer held by this worker")
 
 
 def _ended(session: Session, job_id: int, precision: str) -> dict:

@@ -3,12 +3,20 @@
 Each stage commits before the next begins and is skipped when already done, so a job that dies at
 any point and is run again finishes the work exactly once. Twilio's copy is deleted last: until the
 sealed audio and transcript are committed it is the only copy the worker can read (workers hold no
-private key, so a job that died before transcribing fetches the audio from Twilio again).
+private key, so a job that died before transcribing fetches the audio from Twilio again). The take
+marked deleted at Twilio is committed with the job marked done, in one transaction: a worker that dies
+between Twilio's delete and that commit leaves the job to run again, and Twilio then answers that the
+recording is gone (404), which is what was wanted.
 
 Every commit goes through the job's claim (jobs/queue.py): a worker that lost its lease (taken over
-after a long pause) stops at its next commit with nothing committed. A take's jobs run one at a time,
-and whatever is attached to a take is attached only while the caller still keeps it (jobs/takes.py),
-so a take deleted mid-transcription leaves no transcript behind.
+after a long pause) stops at its next commit with nothing committed. Before each call to Twilio (the
+download, the delete) the claim checks that the job is still this worker's and ends the transaction,
+writing nothing while the lease has time left: on SQLite each write transaction of the worker makes
+the webhooks wait for the one write lock. A take stored without transcription costs three: the claim,
+the sealed audio attached, and the delete at Twilio noted with the job done.
+
+A take's jobs run one at a time, and whatever is attached to a take is attached only while the caller
+still keeps it (jobs/takes.py), so a take deleted mid-transcription leaves no transcript behind.
 """
 from __future__ import annotations
 
@@ -65,6 +73,8 @@ class LeaseKeeper:
             try:
                 with self.db.session() as session:
                     if not queue.renew_lease(session, self.claim.job_id, self.claim.owner, self.claim.lease):
+                        if self.claim.finished:  # done (or lost at the very end, which run_job reports)
+                            return
                         self.lost = True
                         log.warning("job %s: lease lost (taken over or run out); this worker will commit nothing more of it",
                                     self.claim.job_id)
@@ -94,7 +104,7 @@ def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
         precision = workshop.settings.anonymous_time
         try:
             with LeaseKeeper(workshop.db, claim):
-                _run_claimed(workshop, session, kind, recording_id if call_id is None else call_id, claim)
+                _run_claimed(workshop, session, kind, recording_id if call_id is None else call_id, claim, precision)
         except queue.LeaseLost:
             session.rollback()
             log.warning("job %s (%s, %s) lost its lease (taken over, or run out while this worker "
@@ -122,22 +132,25 @@ def run_job(workshop: Workshop, job_id: int | None = None) -> int | None:
                             "it waits for an operator: flask --app app jobs retry",
                             job.id, kind, subject, job.attempts, reason)
             return job.id
-        if not queue.complete(session, job.id, claim.owner, precision):
-            log.warning("job %s (%s, %s) finished after another worker took it over", job.id, kind, subject)
-        session.commit()
         return job.id
 
 
-def _run_claimed(workshop: Workshop, session: Session, kind: str, subject_id: int, claim: queue.Claim) -> None:
-    commit = lambda: claim.commit(session)  # noqa: E731 - every commit of the job's work is the holder's
+def _run_claimed(workshop: Workshop, session: Session, kind: str, subject_id: int, claim: queue.Claim,
+                 precision: str) -> None:
+    # Every commit of the job's work is the holder's, and its last one marks the job done with it.
+    commit = lambda: claim.commit(session)  # noqa: E731
+    check = lambda: claim.check(session)  # noqa: E731
+    finish = lambda: claim.finish(session, precision)  # noqa: E731
     if kind == queue.STORE_RECORDING:
-        store_recording(workshop, session, subject_id, commit)
+        store_recording(workshop, session, subject_id, commit, check=check, finish=finish)
     elif kind == queue.DISCARD_RECORDING:
-        discard_recording(workshop, session, subject_id, commit)
+        discard_recording(workshop, session, subject_id, commit, check=check, finish=finish)
     elif kind == queue.DELETE_CALL:
-        calls.delete_call_record(workshop, session, subject_id, commit)
+        calls.delete_call_record(workshop, session, subject_id, commit, check=check, finish=finish)
     else:
         raise ValueError(f"unknown job kind {kind!r}")
+    if not claim.finished:  # the last stage was done already (deleted at Twilio by an earlier run)
+        finish()
 
 
 def _describe(error: Exception) -> str:
@@ -154,18 +167,23 @@ def _recording(session: Session, recording_id: int, lock: bool = False) -> Recor
     return recording
 
 
-def store_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None) -> None:
+def store_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None, *,
+                    check: Commit | None = None, finish: Commit | None = None) -> None:
+    """commit: each stage's work; check: before a call to Twilio, ends the transaction; finish: the
+    job's last work. run_job's go through the job's claim; each not given is `commit`, and that the
+    session's own commit."""
     commit = commit or session.commit
+    check, finish = check or commit, finish or commit
     recording = _recording(session, recording_id)
     if recording.decision == DISCARD:
-        discard_recording(workshop, session, recording_id, commit)
+        discard_recording(workshop, session, recording_id, commit, check=check, finish=finish)
         return
     sid = recording.recording_sid
     needs_audio = recording.audio_item_id is None or (
         workshop.transcriber is not None and recording.transcription_status == TranscriptionStatus.PENDING
     )
     if not recording.deleted_at_twilio and needs_audio:
-        commit()  # no transaction held open across the download
+        check()  # no transaction held open across the download
         audio = workshop.twilio.download_recording(sid)
         recording = _recording(session, recording_id)
         if recording.audio_item_id is None and recording.decision == KEEP:
@@ -180,7 +198,7 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int, com
             recording = _recording(session, recording_id)
         if recording.decision == DISCARD:  # the caller chose to record again while we downloaded
             session.rollback()
-            discard_recording(workshop, session, recording_id, commit)
+            discard_recording(workshop, session, recording_id, commit, check=check, finish=finish)
             return
         if workshop.transcriber is not None:
             transcribe_take(
@@ -189,13 +207,16 @@ def store_recording(workshop: Workshop, session: Session, recording_id: int, com
             )
     if _recording(session, recording_id).decision == DISCARD:  # ... or while we transcribed
         session.rollback()
-        discard_recording(workshop, session, recording_id, commit)
+        discard_recording(workshop, session, recording_id, commit, check=check, finish=finish)
         return
-    _delete_at_twilio(workshop, session, recording_id, commit)
+    _delete_at_twilio(workshop, session, recording_id, check, finish)
 
 
-def discard_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None) -> None:
+def discard_recording(workshop: Workshop, session: Session, recording_id: int, commit: Commit | None = None, *,
+                      check: Commit | None = None, finish: Commit | None = None) -> None:
+    """commit, check, finish: as store_recording's."""
     commit = commit or session.commit
+    check, finish = check or commit, finish or commit
     recording = _recording(session, recording_id, lock=True)
     items = [item for item in (recording.audio_item, recording.transcript_item) if item is not None]
     recording.audio_item_id = recording.transcript_item_id = None
@@ -203,18 +224,19 @@ def discard_recording(workshop: Workshop, session: Session, recording_id: int, c
     for item in items:
         workshop.sealer.destroy_item(session, item)
     commit()
-    _delete_at_twilio(workshop, session, recording_id, commit)
+    _delete_at_twilio(workshop, session, recording_id, check, finish)
 
 
-def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int, commit: Commit) -> None:
+def _delete_at_twilio(workshop: Workshop, session: Session, recording_id: int, check: Commit, finish: Commit) -> None:
     recording = _recording(session, recording_id)
     if recording.deleted_at_twilio:
         return
     sid = recording.recording_sid
-    commit()  # still this worker's job before anything is done at Twilio
+    check()  # still this worker's job before anything is done at Twilio
     workshop.twilio.delete_recording(sid)
     recording = _recording(session, recording_id)
     recording.deleted_at_twilio = True
     calls.take_deleted(session, recording.call_id)  # the call's record may go now
-    commit()
+    # With the job marked done: a worker that dies first leaves the job to delete again (404: done).
+    finish()
     log.info("recording %s deleted at Twilio", recording_id)

@@ -31,13 +31,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from storage.db import Database, sqlite_file
+from storage.db import BUSY_SECONDS, Database, sqlite_file
 from storage.files import create_private_file
 from storage.models import AuditAction, AuditEntry, Call, Recording
 
@@ -47,6 +49,8 @@ STATE_SUFFIX = "-compacted"
 # Every table a Twilio id is ever written to (Call.call_sid; Recording.recording_sid, call_sid, recording_url).
 ID_TABLES = (Call.__tablename__, Recording.__tablename__)
 SLOW_SECONDS = 5.0  # a rewrite longer than this is logged as a warning: the line's writes waited as long
+LOG_EMPTYING_SECONDS = 10.0  # the write-ahead log is emptied at most this often after erasures (LogEmptier)
+EMPTYING_PATIENCE = 0.2  # seconds an emptying waits for the write lock and for readers, before trying later
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,79 @@ def has_log(db: Database) -> bool:
 def _checkpoint(connection) -> bool:
     busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     return not busy
+
+
+class LogEmptier:
+    """Empties a SQLite database's write-ahead log soon after Twilio ids were erased in it: at once if it
+    was last emptied `every` seconds ago or more, otherwise when that much time has passed, once however
+    many erasures came meanwhile. The log keeps the overwritten pages, ids and all, until emptied.
+
+    Emptying is a checkpoint(TRUNCATE): it waits for the readers, holds the write lock meanwhile, and
+    syncs the file to disk twice, so it waits at most EMPTYING_PATIENCE, then tries again later. Done after every call's erasure, as it was, under load it queued the
+    webhooks' writes behind it dozens of times a minute; at most every 10 s an erased id stays in the
+    log up to 10 s longer. Best effort: if a reader kept the log from being emptied it is tried once
+    more after the same interval, and the periodic rewrite of the id tables empties it too
+    (compact_if_due). A timer of this process does the later emptying: a process that exits first
+    leaves it to that rewrite."""
+
+    def __init__(self, db: Database, every: float):
+        self.db, self.every = db, every
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._timer: threading.Timer | None = None
+
+    def soon(self) -> None:
+        if sqlite_file(self.db.url) is None:
+            return
+        with self._lock:
+            if self._timer is not None:
+                return  # already due: that emptying covers this erasure too
+            wait = self._last + self.every - time.monotonic()
+            if wait > 0:
+                self._arm(wait, again=True)
+                return
+            self._last = time.monotonic()
+        self._empty(again=True)
+
+    def _arm(self, seconds: float, again: bool) -> None:
+        self._timer = threading.Timer(seconds, self._when_due, args=(again,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _when_due(self, again: bool) -> None:
+        with self._lock:
+            self._timer, self._last = None, time.monotonic()
+        self._empty(again)
+
+    def _empty(self, again: bool) -> None:
+        try:
+            with self.db.engine.connect() as connection:
+                # It waits for readers holding the write lock: not for long, or the webhooks' writes wait too.
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(EMPTYING_PATIENCE * 1000)}")
+                try:
+                    emptied = _checkpoint(connection)
+                finally:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+        except Exception as error:  # e.g. the write lock not had in that time
+            emptied = False
+            log.info("could not empty SQLite's log after erasing Twilio ids: %s", type(error).__name__)
+        if not emptied and again:
+            with self._lock:
+                if self._timer is None:
+                    self._arm(self.every, again=False)
+
+
+_emptiers: "weakref.WeakKeyDictionary[Database, LogEmptier]" = weakref.WeakKeyDictionary()
+_emptiers_lock = threading.Lock()
+
+
+def empty_log_soon(db: Database) -> None:
+    """After erasing Twilio ids: see LogEmptier (one per database, in each process)."""
+    with _emptiers_lock:
+        emptier = _emptiers.get(db)
+        if emptier is None:
+            emptier = _emptiers[db] = LogEmptier(db, LOG_EMPTYING_SECONDS)
+    emptier.soon()
 
 
 def rewrite_id_tables(db: Database) -> Compaction:

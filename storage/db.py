@@ -13,6 +13,7 @@ from storage.files import create_private_file, tighten_file
 
 # SQLite makes these beside the database, with the database file's own permissions.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+BUSY_SECONDS = 30  # how long a SQLite writer waits for the write lock (SQLite's busy handler)
 
 
 def sqlite_file(database_url: str) -> Path | None:
@@ -43,7 +44,7 @@ def make_engine(database_url: str) -> Engine:
         # A connection kept for each thread that may want one (gunicorn's 8 a process, the workers'): with
         # fewer, requests beyond the pool open a connection, run the pragmas below and close it again.
         engine = create_engine(database_url, pool_size=16, max_overflow=16,
-                               connect_args={"timeout": 30, "check_same_thread": False})
+                               connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):
@@ -51,7 +52,7 @@ def make_engine(database_url: str) -> Engine:
             # WAL lets the webhooks read while a worker writes; the busy timeout rides out short locks.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             # Deleted or overwritten content is zeroed, not left in free space. Not every old copy: a page
             # rebuilt while rebalancing keeps its unallocated gap, which the workers' compaction removes
