@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from jobs import calls as call_jobs
 from jobs.retention import purge_for
-from storage.db import sqlite_file
 from storage.models import Call, Case, Recording
+from tests.support.sqlite_files import file_and_log_bytes, found_in_file_or_log
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 HOUR = datetime(2026, 3, 2, 14, tzinfo=timezone.utc)
 ACCOUNT = "AC" + "0" * 31 + "1"
-
-
-def _file_bytes(db_url: str) -> bytes:
-    """The raw database file and its write-ahead log, as a copy of the data folder would hold them."""
-    path = sqlite_file(db_url)
-    return b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
-
-
-def _found(ids, db_url: str) -> list[str]:
-    data = _file_bytes(db_url)
-    return [sid for sid in ids if sid.encode() in data]
 
 
 class History:
@@ -123,13 +111,13 @@ def test_the_workers_maintenance_leaves_no_erased_twilio_id_in_the_sqlite_file(h
     with hotline.db.session() as session:  # no table value holds one
         assert not session.scalars(select(Call.call_sid).where(Call.deleted_at_twilio, Call.call_sid.is_not(None))).all()
     url = hotline.db.url
-    left = _found(history.erased, url)
+    left = found_in_file_or_log(history.erased, url)
     assert left, ("this history no longer leaves erased ids in the file (a newer SQLite?): the test would "
                   "prove nothing; make the history harsher")
     rows = _rows(hotline)
     assert purge_for(hotline.workshop)["compacted"] == 1
-    assert _found(history.erased, url) == [], "erased Twilio ids are still in the SQLite file"
-    assert _found(history.kept, url) == history.kept  # the search does find what is still there
+    assert found_in_file_or_log(history.erased, url) == [], "erased Twilio ids are still in the SQLite file"
+    assert found_in_file_or_log(history.kept, url) == history.kept  # the search does find what is still there
     assert _rows(hotline) == rows  # the tables were rewritten, not changed
     with hotline.db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
@@ -216,7 +204,7 @@ def test_a_destroyed_period_key_leaves_no_copy_in_the_key_store_file(hotline):
     done = purge_for(hotline.workshop)
     assert done["purged"] == 1 and done["period keys destroyed"] == 1
     assert hotline.periods.get("2026-03") is None
-    assert sealed not in _file_bytes(hotline.periods.db.url)
+    assert sealed not in file_and_log_bytes(hotline.periods.db.url)
 
 
 def test_postgresql_is_left_to_its_own_vacuum():

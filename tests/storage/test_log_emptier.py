@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,8 @@ from sqlalchemy import event, text
 
 from storage.compaction import LogEmptier
 from storage.db import Database, sqlite_file
+from tests.support.processes import wait_until
+from tests.support.sqlite_files import found_in_file_or_log
 
 EVERY = 0.5  # seconds, for the test (the line's is LOG_EMPTYING_SECONDS)
 
@@ -43,21 +44,10 @@ class Line:
             session.commit()
 
     def files_hold(self, call_sid: str) -> bool:
-        path = sqlite_file(self.db.url)
-        return any(call_sid.encode() in Path(f"{path}{suffix}").read_bytes()
-                   for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
+        return bool(found_in_file_or_log([call_sid], self.db.url))
 
     def log_size(self) -> int:
         return os.stat(f"{sqlite_file(self.db.url)}-wal").st_size
-
-
-def wait_until(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_the_first_erasure_empties_the_log_at_once(db):
