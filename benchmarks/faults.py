@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from benchmarks.faultline import (ACCOUNT_SID, CallFailed, Ledger, Line, StoppablePostgres, StoppableRedis,
-                                  call_back, new_report, running_job_owner_pid)
+from benchmarks.faultline import (ACCOUNT_SID, Ledger, Line, StoppablePostgres, StoppableRedis, new_report,
+                                  running_job_owner_pid)
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE_TIMEOUT = 180.0

@@ -10,9 +10,9 @@ import pytest
 from jobs import calls as call_jobs
 from jobs.worker import run_until_idle
 from storage import compaction
+from tests.support.ended_calls import ended_call
 from tests.support.processes import wait_until
 from tests.support.sqlite_files import found_in_file_or_log
-from tests.jobs.test_call_records import _ended_call
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -25,11 +25,11 @@ def no_waiting(monkeypatch):
 
 @SQLITE
 def test_erased_call_ids_leave_the_write_ahead_log(hotline, fake_twilio):
-    first_call, first_takes = _ended_call(hotline, fake_twilio)
+    first_call, first_takes = ended_call(hotline, fake_twilio)
     run_until_idle(hotline.workshop)
     assert found_in_file_or_log([first_call, *first_takes], hotline.db.url) == []  # emptied at once
 
-    second_call, second_takes = _ended_call(hotline, fake_twilio)
+    second_call, second_takes = ended_call(hotline, fake_twilio)
     run_until_idle(hotline.workshop)
     assert fake_twilio.calls[second_call].deleted
     assert wait_until(lambda: found_in_file_or_log([second_call, *second_takes], hotline.db.url) == [],

@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from ivr.desk import SqlCallDesk
-from ivr.events import RecordingEvent
 from jobs import calls as call_jobs
 from jobs import queue
 from jobs.recording import run_job
 from jobs.sweep import sweep_twilio
 from jobs.worker import run_until_idle
 from storage.models import Call, Job, Recording, utcnow
-from tests.support.audio import phone_wav
+from tests.support.ended_calls import ended_call
 
 TWILIO_ID = re.compile(r"(CA|RE)[0-9a-f]{32}")
 
@@ -28,27 +27,6 @@ TWILIO_ID = re.compile(r"(CA|RE)[0-9a-f]{32}")
 def no_waiting(monkeypatch):
     """The first try straight after the call ends (Twilio advises a minute: the default)."""
     monkeypatch.setattr(call_jobs, "FIRST_TRY", timedelta(0))
-
-
-def _ended_call(hotline, fake_twilio, *, anonymous: bool = True, takes: int = 1, report: bool = True) -> tuple[str, list[str]]:
-    """A call Twilio has a record of, with `takes` recordings, that has ended; returns (CallSid, RecordingSids)."""
-    call_sid = fake_twilio.add_call()
-    sids = []
-    with hotline.db.session() as session:
-        desk = SqlCallDesk(session, hotline.sealer, hotline.settings.secret_key)
-        desk.start_call(call_sid)
-        if report:
-            desk.open_report(call_sid, anonymous=anonymous)
-            if not anonymous:
-                desk.save_contact_number(call_sid, "+447700900456", confirmed=True)
-        for _ in range(takes):
-            sid, url = fake_twilio.add_recording(phone_wav(0.5), call_sid=call_sid)
-            desk.recording_status(call_sid, RecordingEvent(sid, url, 1, "completed"))
-            sids.append(sid)
-        fake_twilio.end_call(call_sid)
-        desk.call_ended(call_sid, "completed")
-        session.commit()
-    return call_sid, sids
 
 
 def _call_job(hotline) -> Job:
@@ -66,7 +44,7 @@ def _make_due(hotline, job_id: int, **changes) -> None:
 
 
 def test_once_the_call_has_ended_and_its_recordings_are_deleted_its_record_at_twilio_is_deleted(hotline, fake_twilio):
-    call_sid, [sid] = _ended_call(hotline, fake_twilio)
+    call_sid, [sid] = ended_call(hotline, fake_twilio)
     run_until_idle(hotline.workshop)
     assert fake_twilio.calls[call_sid].deleted
     [recording_delete] = fake_twilio.requests("DELETE", sid)
@@ -79,7 +57,7 @@ def test_once_the_call_has_ended_and_its_recordings_are_deleted_its_record_at_tw
 
 
 def test_the_call_s_record_waits_while_any_of_its_recordings_is_still_at_twilio(hotline, fake_twilio):
-    call_sid, [sid] = _ended_call(hotline, fake_twilio)
+    call_sid, [sid] = ended_call(hotline, fake_twilio)
     fake_twilio.fail_next("GET", sid, status=503, times=1)  # the take is not stored yet
     store = next(job for job in _jobs(hotline) if job.kind == queue.STORE_RECORDING)
     assert run_job(hotline.workshop, store.id) == store.id
@@ -97,7 +75,7 @@ def test_the_call_s_record_waits_while_any_of_its_recordings_is_still_at_twilio(
 
 def test_twilio_s_not_final_is_waited_out_with_back_off_for_fourteen_days_then_alerted(hotline, fake_twilio, captured_logs):
     fake_twilio.call_final_after = 10 ** 9  # this call's record never becomes final
-    call_sid, _ = _ended_call(hotline, fake_twilio)
+    call_sid, _ = ended_call(hotline, fake_twilio)
     run_until_idle(hotline.workshop)
     delays = []
     for _ in range(40):  # far beyond HOTLINE_JOB_MAX_ATTEMPTS: the record can take 14 days to be final
@@ -121,16 +99,16 @@ def test_twilio_s_not_final_is_waited_out_with_back_off_for_fourteen_days_then_a
 
 
 def test_every_call_s_record_is_deleted_named_or_anonymous_with_or_without_a_report(hotline, fake_twilio):
-    named, _ = _ended_call(hotline, fake_twilio, anonymous=False)
-    anonymous, _ = _ended_call(hotline, fake_twilio, anonymous=True, takes=2)
-    hung_up, _ = _ended_call(hotline, fake_twilio, report=False, takes=0)  # at the welcome message
+    named, _ = ended_call(hotline, fake_twilio, anonymous=False)
+    anonymous, _ = ended_call(hotline, fake_twilio, anonymous=True, takes=2)
+    hung_up, _ = ended_call(hotline, fake_twilio, report=False, takes=0)  # at the welcome message
     run_until_idle(hotline.workshop)
     assert all(fake_twilio.calls[sid].deleted for sid in (named, anonymous, hung_up))
 
 
 def test_once_deleted_at_twilio_no_twilio_id_of_the_call_is_kept(hotline, fake_twilio):
-    _ended_call(hotline, fake_twilio, anonymous=True, takes=2)
-    _ended_call(hotline, fake_twilio, anonymous=False)
+    ended_call(hotline, fake_twilio, anonymous=True, takes=2)
+    ended_call(hotline, fake_twilio, anonymous=False)
     run_until_idle(hotline.workshop)
     with hotline.db.session() as session:
         for call in session.scalars(select(Call)):
@@ -142,7 +120,7 @@ def test_once_deleted_at_twilio_no_twilio_id_of_the_call_is_kept(hotline, fake_t
 
 def test_until_then_the_ids_the_jobs_must_name_to_twilio_are_kept(hotline, fake_twilio, monkeypatch):
     monkeypatch.setattr(call_jobs, "FIRST_TRY", timedelta(hours=1))
-    call_sid, [sid] = _ended_call(hotline, fake_twilio, takes=1)
+    call_sid, [sid] = ended_call(hotline, fake_twilio, takes=1)
     run_until_idle(hotline.workshop)
     with hotline.db.session() as session:
         recording = session.scalar(select(Recording))
@@ -152,7 +130,7 @@ def test_until_then_the_ids_the_jobs_must_name_to_twilio_are_kept(hotline, fake_
 
 
 def test_twilio_errors_name_no_sid_in_the_job_or_the_log(hotline, fake_twilio, captured_logs):
-    call_sid, [sid] = _ended_call(hotline, fake_twilio)
+    call_sid, [sid] = ended_call(hotline, fake_twilio)
     fake_twilio.fail_next("GET", sid, status=503)
     fake_twilio.fail_next("DELETE", call_sid, status=500)
     for _ in range(4):
@@ -185,7 +163,7 @@ def test_a_call_whose_status_callback_was_lost_is_found_by_the_sweep(hotline, fa
 
 def test_an_operator_retries_a_call_s_record_that_gave_up(app, hotline, fake_twilio):
     fake_twilio.call_final_after = 10 ** 9
-    call_sid, _ = _ended_call(hotline, fake_twilio)
+    call_sid, _ = ended_call(hotline, fake_twilio)
     run_until_idle(hotline.workshop)
     job = _call_job(hotline)
     _make_due(hotline, job.id, created_at=utcnow() - timedelta(days=16))
@@ -204,7 +182,7 @@ def test_an_operator_retries_a_call_s_record_that_gave_up(app, hotline, fake_twi
 
 def test_cases_shows_each_call_s_record_still_at_twilio(app, hotline, fake_twilio, monkeypatch):
     monkeypatch.setattr(call_jobs, "FIRST_TRY", timedelta(hours=1))
-    call_sid, _ = _ended_call(hotline, fake_twilio)
+    call_sid, _ = ended_call(hotline, fake_twilio)
     runner = app.test_cli_runner()
     output = runner.invoke(args=["cases"]).output
     assert "call 1: record still at Twilio" in output and "still at Twilio" in output.split("take")[1]
