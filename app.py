@@ -14,8 +14,11 @@ from wiring import build_hotline, make_transcriber
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     """The web app. start_worker=True is the line's web process: it answers calls, so it will not start
-    without the PIN key and the auth token, and it also starts the embedded worker. Without it (the
-    operators' commands, which need neither), Twilio's webhooks are served only when both are set."""
+    without the PIN key and the auth token, nor on a database or key store that is not at this code's
+    migrations' head (storage.migrate.SchemaMismatch, naming both revisions and `db upgrade`), and it also
+    starts the embedded worker. Without it (the operators' commands, which need neither), Twilio's
+    webhooks are served only when both are set, and the schema is checked by each command that needs it
+    (cli.py), since `db upgrade` itself, `backup` and `restore` must run on any schema."""
     settings = settings or Settings.from_env(web=start_worker)
     if start_worker:
         settings.require_web()
@@ -24,7 +27,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     # The line keeps no sessions and signs nothing, so Flask's secret is random per process: never the
     # PIN key (it used to be), never any other key of ours.
     app.config.update(SECRET_KEY=secrets.token_bytes(32), HOTLINE_SETTINGS=settings, MAX_CONTENT_LENGTH=64 * 1024)
-    hotline = build_hotline(settings)
+    hotline = build_hotline(settings, check_schema=start_worker)
     app.extensions["hotline"] = hotline
 
     if not settings.web_problems():

@@ -2,6 +2,10 @@
 
 register_commands is given the app factory (for the simulator's in-process app) rather than importing
 app.py, which imports this module: no import circle (tests/test_structure.py).
+
+The app these commands run in is built without the schema check (app.py), since `db upgrade` must run on
+an old schema, and `backup` and `restore` on any. Every other command checks before it does anything
+(_hotline) and stops with the same one line as the line's web process would (SchemaMismatch).
 """
 from __future__ import annotations
 
@@ -13,13 +17,21 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from simulator.cli import CALLS_KEY
-from storage.migrate import upgrade
+from storage.migrate import SchemaMismatch, upgrade_all
 from jobs.queue import enqueue
 from storage.models import Job, JobState, TakeDecision
 
 
-def _hotline():
-    return current_app.extensions["hotline"]
+def _hotline(*, check: bool = True):
+    """This command's hotline; unless check=False, only once the database and the key store are found at
+    this code's heads (else the command stops with what to run)."""
+    hotline = current_app.extensions["hotline"]
+    if check:
+        try:
+            hotline.check_schema()
+        except SchemaMismatch as error:
+            raise click.ClickException(str(error)) from None
+    return hotline
 
 
 def _finish_simulator_app(app: Flask) -> None:
@@ -64,7 +76,8 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
 
     def simulator_app(api_base: str) -> Flask:
         """The app a simulated call talks to: this one's settings, with Twilio's API at the local fake."""
-        return create_app(_hotline().settings.with_overrides(twilio_api_base=api_base), start_worker=True)
+        # The line's web process, which checks the schema as it is built.
+        return create_app(_hotline(check=False).settings.with_overrides(twilio_api_base=api_base), start_worker=True)
 
     app.cli.add_command(simulate_call_command(simulator_app, close_app=_finish_simulator_app))
 
@@ -74,9 +87,12 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
 
     @db_group.command("upgrade")
     def db_upgrade():
-        """Apply every migration not yet applied."""
-        upgrade(_hotline().settings.database_url)
-        click.echo("database is up to date")
+        """Apply every migration not yet applied: the database's, then the key store's (HOTLINE_KEY_STORE_URL)."""
+        settings = _hotline(check=False).settings
+        try:
+            upgrade_all(settings.database_url, settings.key_store_url, say=click.echo)
+        except SchemaMismatch as error:  # a key store half made: nothing to upgrade safely
+            raise click.ClickException(str(error)) from None
 
     @app.cli.command("cases")
     @click.option("--limit", default=20, show_default=True)
@@ -155,7 +171,7 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
         """Download (with Maven), check and cache the pinned Vosk model, unless VOSK_MODEL_PATH is set."""
         from transcription.model import ModelError, check_model, fetch_model
 
-        settings = _hotline().settings
+        settings = _hotline(check=False).settings  # no database needed
         try:
             if settings.vosk_model_path:
                 info = check_model(Path(settings.vosk_model_path))
@@ -227,7 +243,7 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
         nothing decrypted, no key copied. Safe while the line runs."""
         from storage.backup import BLOBS_FILE, BackupError, backup
 
-        settings = _hotline().settings
+        settings = _hotline(check=False).settings  # any schema: a backup before an upgrade, say
         try:
             summary = backup(settings.database_url, blob_folder(settings), out)
         except BackupError as error:
@@ -247,7 +263,7 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
         console first. Refuses a database that is not empty unless --overwrite is given."""
         from storage.backup import BackupError, restore
 
-        hotline = _hotline()
+        hotline = _hotline(check=False)  # into an empty database, or one of any schema with --overwrite
         hotline.db.dispose()  # this command's own engine lets go of the file it is about to replace
         try:
             summary = restore(backup_folder, hotline.settings.database_url, blob_folder(hotline.settings),

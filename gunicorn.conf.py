@@ -6,7 +6,8 @@ an anonymous call (storage/anonymity.py). The path is logged as it arrived, stil
 `/ivr/x%0A...` cannot forge a second log line. No referer either (it would carry a query string too).
 
 Gunicorn also reads this file by default from the directory it starts in, so the console's gunicorn
-(started beside the line's by the Procfile and scripts/run) logs its requests the same way.
+(started beside the line's by the Procfile and scripts/run) logs its requests the same way, and refuses
+to start on a schema that is not the code's as the line's does (on_starting).
 """
 from gunicorn.glogging import Logger
 
@@ -40,6 +41,7 @@ def on_starting(server):
 
     from settings import metrics_from_process_env, share_metrics_dir
 
+    _refuse_a_schema_not_the_code_s(server)
     if not _is_the_line(server):
         return
     address, folder = metrics_from_process_env()
@@ -52,6 +54,38 @@ def on_starting(server):
         for stale in Path(folder).glob("*.db"):
             stale.unlink()
     _metrics["dir"] = folder
+
+
+# --- the schema (storage/migrate.py) -----------------------------------------------------------------------
+# Each worker checks, as it builds the app, that the database and the key store are at this code's heads
+# (app.py, console/wiring.py), and one that raises makes the master stop ("Worker failed to boot", exit 3),
+# but with each worker's traceback, and after the embedded worker's process was started. The master looks
+# first, before it binds, forks or starts anything: a RuntimeError from this hook is printed by gunicorn as
+# one "Error: ..." line on stderr, and gunicorn exits with status 1.
+
+def _refuse_a_schema_not_the_code_s(server) -> None:
+    from settings import ConfigError
+
+    if _is_the_line(server):
+        from settings import Settings as settings_class
+
+        who = "the line"
+    elif _app_uri(server).startswith("console:"):
+        from console.settings import ConsoleSettings as settings_class
+
+        who = "the console"
+    else:
+        return
+    try:
+        settings = settings_class.from_env()
+    except ConfigError:
+        return  # the workers say what is missing, as they always have
+    from storage.migrate import SchemaMismatch, check_stores_at_start
+
+    try:
+        check_stores_at_start(settings.database_url, settings.key_store_url)
+    except SchemaMismatch as error:
+        raise RuntimeError(f"{who} cannot start: {error}") from None
 
 
 def _app_uri(server) -> str:

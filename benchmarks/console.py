@@ -39,7 +39,7 @@ from sqlalchemy import insert, text
 from storage.blobs import new_blob_key
 from storage.cases import event_owner, take_owner
 from storage.crypto import SealContext, load_public_key, seal, write_key_pair
-from storage.migrate import upgrade
+from storage.migrate import upgrade_all
 from storage.audit import entry_hash
 from storage.models import (AuditAction, AuditEntry, AuditHead, BlobRow, Call, CallPurpose, Case, CaseEvent, CaseEventKind,
                             CaseStatus, Job, JobKind, JobState, Question, QuestionState, Recording, Role, SealedItem,
@@ -389,12 +389,12 @@ def run(database_url: str, label: str, workspace: Path, case_count: int, repeats
     data_dir.mkdir()
     write_key_pair(data_dir / "keys", PASSPHRASE)
     private_key = load_private_key(data_dir / "keys" / "hotline.key", PASSPHRASE)
-    upgrade(database_url)
     settings = ConsoleSettings.from_env({
         "HOTLINE_ENV": "development",  # the production argon2id cost; cookies without Secure for http
         "HOTLINE_DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
         "CONSOLE_SECRET_KEY": secrets.token_urlsafe(48),
     })
+    upgrade_all(database_url, settings.key_store_url)  # the release step
     app = create_app(settings)
     console = app.extensions["console"]
     rng = random.Random(7)

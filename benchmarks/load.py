@@ -369,14 +369,14 @@ class Target:
 def hotline_env(workspace: Path, name: str, token: str, fake, model: Path | None,
                 database_url: str | None = None) -> tuple[dict[str, str], str]:
     from storage.crypto import write_key_pair
-    from storage.migrate import upgrade
+    from storage.migrate import upgrade_all
     from tests.support.processes import free_port
 
     data_dir = workspace / name
     data_dir.mkdir(mode=0o700)
     write_key_pair(data_dir / "keys", "benchmark passphrase, not a secret")
     database_url = database_url or f"sqlite:///{data_dir / 'hotline.db'}"
-    upgrade(database_url)
+    upgrade_all(database_url, f"sqlite:///{data_dir / 'keystore' / 'period-keys.db'}")  # the release step
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
            "HOTLINE_ENV": "production", "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
            "TWILIO_AUTH_TOKEN": token, "HOTLINE_PIN_KEY": secrets.token_urlsafe(48),

@@ -48,7 +48,9 @@ def db_session():
 def create_app(settings: ConsoleSettings | None = None, *, start_background: bool = False) -> Flask:
     settings = settings or ConsoleSettings.from_env()
     _configure_logging()
-    console = build_console(settings)
+    # The served console (start_background, as the Procfile and scripts/run start it) refuses a database or
+    # key store not at this code's heads (storage/migrate.py); its operators' commands do not check here.
+    console = build_console(settings, check_schema=start_background)
     app = Flask(__name__, template_folder="templates", static_folder="static", static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,

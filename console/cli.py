@@ -12,12 +12,24 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from storage.crypto import KeyFileError, SealError
-from storage.migrate import upgrade
+from storage.migrate import SchemaMismatch, check_stores_at_start, upgrade_all
 from storage.models import AuditAction, Role
 
 
-def _console():
-    return current_app.extensions["console"]
+def _console(*, check: bool = True):
+    """This command's console; unless check=False (`db upgrade`), only once the database and the key store
+    are found at this code's heads, as the line's commands do (else the command stops with what to run)."""
+    console = current_app.extensions["console"]
+    if check and not current_app.config.get(_SCHEMA_CHECKED):
+        try:
+            check_stores_at_start(console.settings.database_url, console.settings.key_store_url)
+        except SchemaMismatch as error:
+            raise click.ClickException(str(error)) from None
+        current_app.config[_SCHEMA_CHECKED] = True
+    return console
+
+
+_SCHEMA_CHECKED = "HOTLINE_SCHEMA_CHECKED"
 
 
 def _private_key(key_path: Path | None):
@@ -42,9 +54,12 @@ def register_commands(app: Flask) -> None:
 
     @db_group.command("upgrade")
     def db_upgrade():
-        """Apply every migration not yet applied."""
-        upgrade(_console().settings.database_url)
-        click.echo("database is up to date")
+        """Apply every migration not yet applied: the database's, then the key store's (HOTLINE_KEY_STORE_URL)."""
+        settings = _console(check=False).settings
+        try:
+            upgrade_all(settings.database_url, settings.key_store_url, say=click.echo)
+        except SchemaMismatch as error:  # a key store half made: nothing to upgrade safely
+            raise click.ClickException(str(error)) from None
 
     @app.cli.command("create-admin")
     @click.argument("username")
@@ -217,21 +232,30 @@ def register_commands(app: Flask) -> None:
 
     @keys_group.command("status")
     def keys_status():
-        """Each period key and the hotline key it is sealed to, items not yet under a period key, accounts per key."""
+        """Each period key, the hotline key it is sealed to and the cases on it; items not yet under a period
+        key; accounts per key."""
         from collections import Counter
 
         from console.rotation import _copy_key
         from storage.models import SealedItem, User
+        from storage.retention import cases_by_period
 
         console = _console()
         if console.periods is None:
             raise click.ClickException("no key store is configured (HOTLINE_KEY_STORE_URL)")
-        for row in console.periods.periods():
-            click.echo(f"period {row.period}: sealed to hotline key {row.hotline_key}")
         with console.db.session() as session:
+            on_period = {period: len(ids) for period, ids in cases_by_period(session).items()}
             legacy = session.scalar(select(func.count(SealedItem.id)).where(SealedItem.key_period.is_(None)))
             copies = Counter(_copy_key(user.wrapped_key) or "none"
                              for user in session.scalars(select(User).where(User.disabled_at.is_(None))))
+        kept = set()
+        for row in console.periods.periods():
+            kept.add(row.period)
+            click.echo(f"period {row.period}: sealed to hotline key {row.hotline_key}; "
+                       f"cases on it: {on_period.get(row.period, 0)}")
+        for period in sorted(set(on_period) - kept):
+            click.echo(f"period {period}: no key in the key store; cases on it: {on_period[period]} "
+                       "(their items under it do not open)")
         click.echo(f"items sealed straight to a hotline key (v1, v2): {legacy}")
         for fingerprint, count in sorted(copies.items()):
             click.echo(f"accounts holding hotline key {fingerprint}: {count}")
@@ -270,6 +294,33 @@ def register_commands(app: Flask) -> None:
         click.echo(f"next: put {new_dir / 'hotline.pub'} on every machine (HOTLINE_PUBLIC_KEY_FILE) and keep "
                    f"{new_dir / 'hotline.key'} offline; accounts take up the new key as they sign in "
                    f"(keys status); then: flask --app console keys retire {done.old_key}")
+
+    @keys_group.command("reseal")
+    @click.argument("period")
+    @_KEY_OPTION
+    def keys_reseal(period: str, key_path: Path | None):
+        """Seal a past month's remaining cases again under this month's key, then destroy the month's key
+        (at once, or at the first purge once the month ended 7 days ago). Safe to run again."""
+        from console.reseal import ResealRefused, ResealStopped, reseal_period, target_for
+
+        console = _console()
+        try:
+            target_for(console.periods, period)  # refused before the passphrase is asked for
+        except ResealRefused as refusal:
+            raise click.ClickException(str(refusal)) from None
+        private_key = _private_key(key_path)
+        with console.db.session() as session:
+            try:
+                done = reseal_period(session, console.periods, console.sealer, private_key, period)
+            except (ResealRefused, ResealStopped) as refusal:
+                raise click.ClickException(str(refusal)) from None
+        click.echo(f"period {done.period}: {done.cases} cases and {done.items} items sealed again under "
+                   f"{done.target}")
+        if done.key_destroyed:
+            click.echo(f"key of period {done.period} destroyed: what was sealed under it opens no more, in any "
+                       "backup of the database (and, once they expire, of the key store)")
+        else:
+            click.echo(f"key of period {done.period} kept: {done.key_kept}")
 
     @keys_group.command("retire")
     @click.argument("fingerprint")

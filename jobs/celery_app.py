@@ -19,7 +19,9 @@ from jobs import queue
 from jobs.dispatch import RUN_JOB_TASK
 from jobs.recording import Workshop, run_job
 from settings import Settings
+from storage.migrate import SchemaMismatch, check_stores_at_start
 from storage.models import Job, JobState
+from transcription.model import ModelError
 from wiring import build_hotline, make_transcriber
 
 log = logging.getLogger("hotline.celery")
@@ -69,8 +71,16 @@ def run_job_task(job_id: int) -> None:
 
 @signals.worker_init.connect
 def _check_before_starting(**_):
-    # A worker that cannot transcribe must not start: say why now, not on the first report.
-    make_transcriber(worker_settings())
+    # In the main process, before the pool is forked. A worker on a database or key store that is not at
+    # this code's heads must not start, and one that cannot transcribe neither: say why now, not on the
+    # first report. Celery logs an exception raised in a signal handler and carries on, so the refusal is a
+    # SystemExit, which it lets through: the message on stderr, once, and a non-zero exit.
+    settings = worker_settings()
+    try:
+        check_stores_at_start(settings.database_url, settings.key_store_url)
+        make_transcriber(settings)
+    except (SchemaMismatch, ModelError) as error:
+        raise SystemExit(f"the Celery worker cannot start: {error}") from None
 
 
 @signals.worker_process_init.connect

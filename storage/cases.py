@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.blobs import BlobStore, new_blob_key
+from storage.blobs import BlobStore, DatabaseBlobStore, new_blob_key
 from storage.crypto import CASE_OWNER, SealContext, period_of, seal, seal_to_period
 from storage.keystore import KeyStore
 from storage.models import Case, ReferenceFailureHour, ReferenceLock, SealedItem, UnlockFailureHour, utcnow
@@ -215,6 +216,57 @@ def failures_this_hour(session: Session, now: datetime | None = None) -> int:
 
 # --- sealed items --------------------------------------------------------------------------------
 
+def case_period(case) -> str:
+    """The period whose key a case's items are sealed under: the calendar month (UTC) it was opened in,
+    unless its items were re-sealed under a later month's key (Case.key_period, console/reseal.py)."""
+    return getattr(case, "key_period", None) or period_of(case.created_at or utcnow())
+
+
+@functools.cache
+def _period_statements():
+    cases = Case.__table__
+    read = select(cases.c.key_period, cases.c.created_at).where(cases.c.id == bindparam("case_id"))
+    return read, read.with_for_update()
+
+
+def current_case_period(session: Session, case: Case, *, lock: bool = False) -> str:
+    """case_period as the database has it now, not as this session read it earlier: a session that loaded
+    the case before a re-seal committed would seal under the period the re-seal is emptying, whose key is
+    about to go. lock: hold the case's row (PostgreSQL) until the caller commits, so no re-seal switches
+    it meanwhile. The case object is brought up to date too (without marking it changed)."""
+    session.flush()  # a change to the case made in this session (a new created_at) is what counts
+    read, locked = _period_statements()
+    row = session.connection().execute(locked if lock else read, {"case_id": case.id}).first()
+    if row is None:  # not in the database (a case object never flushed): what the object says
+        return case_period(case)
+    key_period, created_at = row
+    if isinstance(case, Case) and case.key_period != key_period:
+        set_committed_value(case, "key_period", key_period)
+    return key_period or period_of(created_at or utcnow())
+
+
+# Bytes a folder blob store is to delete once the session's transaction commits (Sealer._replace).
+_REPLACED_BLOBS = "hotline.replaced_blobs"
+
+
+def _delete_replaced_once_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction it is part of may still roll back
+    for blobs, key in session.info.pop(_REPLACED_BLOBS, []):
+        blobs.delete(session, key)
+
+
+def _keep_replaced(session: Session, *_) -> None:
+    # Rolled back (a savepoint too), or closed uncommitted: the rows point at the old bytes again, which
+    # must stay. At worst a new blob is left that nothing points at, as a crash leaves one.
+    session.info.pop(_REPLACED_BLOBS, None)
+
+
+def _keep_replaced_unless_committed(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        _keep_replaced(session)
+
+
 @dataclass(frozen=True)
 class Sealer:
     """The webhooks' and workers' view of storage: they can seal, never open."""
@@ -230,34 +282,61 @@ class Sealer:
         """Seal and store one item, bound to its case, kind, blob key and owner: what will point at it
         (take_owner, version_owner, event_owner below; CASE_OWNER for what belongs to the case as a whole).
         The console opens it through that pointer only (console/keys.py). With a key store, the seal is
-        to the period key of the month the case was opened in (v3), so that purging a period's cases and
-        then destroying its key reaches every backup."""
+        to the key of the case's period (v3: case_period, the month it was opened in unless re-sealed), so
+        that purging a period's cases and then destroying its key reaches every backup.
+
+        A re-seal of the case's period (console/reseal.py) may commit while this runs, with this session's
+        copy of the case read before it. So once the item's row is written, the case's period is read again:
+        the row's foreign key holds the case row (PostgreSQL: a re-seal's FOR UPDATE waits for this
+        transaction; SQLite: this transaction holds the one write lock), so what is read is what stands
+        until this commits. If it moved, the item is sealed again at once under the new period."""
+        period = case_period(case) if self.periods is not None else None
         key = new_blob_key(kind)
-        sealed, period = self._seal(case, kind, key, owner, plaintext)
+        sealed = self._seal(case.reference, kind, key, owner, plaintext, period)
         self.blobs.put(session, key, sealed)
         item = SealedItem(case_id=case.id, kind=kind, blob_key=key, size=len(sealed), key_period=period,
                           note=json.dumps(note) if note else None)
         session.add(item)
         session.flush()
+        if self.periods is not None:
+            current = current_case_period(session, case)
+            if current != period:
+                self._replace(session, item, case.reference, plaintext, owner, current)
         return item
 
     def reseal_item(self, session: Session, item: SealedItem, plaintext: bytes, owner: str) -> None:
-        """Seal an item's plaintext again under its period key (the console opened it: key rotation moves
-        v1 and v2 items under period keys). A new blob key, so the old bytes are deleted, not overwritten."""
+        """Seal an item's plaintext again under its case's period key (the console opened it: a key
+        rotation moves v1 and v2 items under period keys; a period's re-seal moves them to a later period,
+        console/reseal.py). A new blob key, so the old bytes are deleted, not overwritten: in the database
+        store in this transaction, in a folder store once it commits (a rollback leaves the row pointing
+        at the old bytes, which must still be there). The case's row is read, and held, first."""
+        period = current_case_period(session, item.case, lock=True) if self.periods is not None else None
+        self._replace(session, item, item.case.reference, plaintext, owner, period)
+
+    def _replace(self, session: Session, item: SealedItem, reference: str, plaintext: bytes, owner: str,
+                 period: str | None) -> None:
         key = new_blob_key(item.kind)
-        sealed, period = self._seal(item.case, item.kind, key, owner, plaintext)
+        sealed = self._seal(reference, item.kind, key, owner, plaintext, period)
         self.blobs.put(session, key, sealed)
         old_key = item.blob_key
         item.blob_key, item.size, item.key_period = key, len(sealed), period
         session.flush()
-        self.blobs.delete(session, old_key)
+        if isinstance(self.blobs, DatabaseBlobStore):
+            self.blobs.delete(session, old_key)
+            return
+        # A folder store unlinks at once: only once this transaction has committed, or a rollback would
+        # leave the row pointing at bytes that are gone.
+        if not event.contains(session, "after_commit", _delete_replaced_once_committed):
+            event.listen(session, "after_commit", _delete_replaced_once_committed)
+            event.listen(session, "after_soft_rollback", _keep_replaced)
+            event.listen(session, "after_transaction_end", _keep_replaced_unless_committed)
+        session.info.setdefault(_REPLACED_BLOBS, []).append((self.blobs, old_key))
 
-    def _seal(self, case: Case, kind: str, key: str, owner: str, plaintext: bytes) -> tuple[bytes, str | None]:
-        context = SealContext(case.reference, kind, key, owner)
-        if self.periods is None:
-            return seal(self.public_key, plaintext, context), None
-        period = period_of(case.created_at or utcnow())
-        return seal_to_period(self.periods.public_key(period, self.public_key), period, plaintext, context), period
+    def _seal(self, reference: str, kind: str, key: str, owner: str, plaintext: bytes, period: str | None) -> bytes:
+        context = SealContext(reference, kind, key, owner)
+        if period is None:
+            return seal(self.public_key, plaintext, context)
+        return seal_to_period(self.periods.public_key(period, self.public_key), period, plaintext, context)
 
     def destroy_item(self, session: Session, item: SealedItem) -> None:
         self.blobs.delete(session, item.blob_key)

@@ -11,7 +11,9 @@ backups hold destroyed keys until they expire), and losing it loses every v3 ite
 A separate database (HOTLINE_KEY_STORE_URL: by default a SQLite file in its own folder under the data
 directory; on PostgreSQL a database of its own, dumped on its own schedule). The line and the workers make
 a period's key when its first item is sealed; they need only the hotline public key for that, and forget
-the private part at once. Opening a period key is console/keys.py's.
+the private part at once. Opening a period key is console/keys.py's. Its schema has migrations of its
+own (storage/keystore_migrations/, version table keystore_version), applied by `flask --app app db upgrade`
+with the database's; every process opening the store checks it is at their head (storage/migrate.py).
 
 Also here: a rotated hotline key's successor (console/rotation.py), the new private key sealed to the old
 public key, so that each account can take up the new key at its next sign-in.
@@ -20,12 +22,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import LargeBinary, MetaData, String, inspect, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import LargeBinary, MetaData, String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage.crypto import (
@@ -39,6 +40,7 @@ from storage.crypto import (
 )
 from storage.db import Database, sqlite_file
 from storage.files import private_directory
+from storage.migrate import KEY_STORE, check_at_start
 from storage.models import UTCDateTime, utcnow
 
 
@@ -81,28 +83,26 @@ class PeriodKeyDestroyed(Exception):
 SUCCESSOR_CHAIN_LIMIT = 16
 
 
-def _make_tables(engine, tries: int = 10) -> None:
-    """Its own two tables, made if missing (this store has no migrations yet: the schema is new). Every
-    process opening a new store at once (gunicorn boots its workers together) finds them missing and makes
-    them at the same moment; whoever loses that race finds them made and goes on."""
-    for attempt in range(tries):
-        try:
-            KeyStoreBase.metadata.create_all(engine)
-            return
-        except DBAPIError:
-            if set(KeyStoreBase.metadata.tables) <= set(inspect(engine).get_table_names()):
-                return
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))  # the winner is still making them (or holds SQLite's lock)
-
-
 class KeyStore:
-    def __init__(self, url: str):
+    """The store, opened for use. Its tables are made and changed only by its migrations
+    (storage/keystore_migrations/, run by `flask --app app db upgrade`), never here: opening it checks
+    that it is at their head and refuses (SchemaMismatch) if not, as the database is checked."""
+
+    def __init__(self, url: str, *, check: bool = True):
         self.db = Database(url)
-        _make_tables(self.db.engine)
+        if check:
+            try:
+                self.check_schema()
+            except BaseException:
+                self.db.dispose()
+                raise
         self._public: dict[str, X25519PublicKey] = {}
         self._lock = threading.Lock()
+
+    def check_schema(self) -> None:
+        """Raise SchemaMismatch unless the store is at its migrations' head (one look at its version
+        table). A key store server that cannot be reached now is logged and let through, as warm() does."""
+        check_at_start(self.db.engine, KEY_STORE)
 
     def session(self):
         return self.db.session()
@@ -185,12 +185,13 @@ def current_hotline_key(session: Session, hotline_public: X25519PublicKey) -> X2
     raise RuntimeError("the hotline key's successors go round in a circle")
 
 
-def open_key_store(url: str) -> KeyStore | None:
-    """The key store at url (None for "": items are then sealed v2, to the hotline key). A SQLite store's
-    folder is made 0700, as the data directory is."""
+def open_key_store(url: str, *, check: bool = True) -> KeyStore | None:
+    """The key store at url (None for "": items are then sealed v2, to the hotline key), checked to be at
+    its migrations' head unless check=False (the operators' commands that must run on any schema, such
+    as `db upgrade` itself, wiring.py). A SQLite store's folder is made 0700, as the data directory is."""
     if not url:
         return None
     path = sqlite_file(url)
     if path is not None:
         private_directory(path.parent)
-    return KeyStore(url)
+    return KeyStore(url, check=check)

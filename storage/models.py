@@ -226,6 +226,7 @@ class AuditAction(str, enum.Enum):
     LEGAL_HOLD_LIFTED = "legal-hold-lifted"
     CASE_PURGED = "case-purged"
     PERIOD_KEY_DESTROYED = "period-key-destroyed"
+    PERIOD_RESEALED = "period-resealed"  # a case's items moved from one period key to a later one (console/reseal.py)
     HOTLINE_KEY_ROTATED = "hotline-key-rotated"
     HOTLINE_KEY_RETIRED = "hotline-key-retired"
     ACCOUNT_KEY_UPGRADED = "account-key-upgraded"  # an account's key copy moved to the new hotline key
@@ -264,6 +265,11 @@ class Case(Base):
     # is not purged before hold_lifted_at plus HOTLINE_RETAIN_AFTER_HOLD_DAYS, however overdue it was.
     legal_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The period whose key its items are sealed under (storage/cases.py Sealer): None, the month (UTC) it
+    # was opened in; a later month once its items were re-sealed under that month's key (console/reseal.py),
+    # so that the key of the month it was opened in can be destroyed while the case is still kept (a month's
+    # key otherwise goes only with its last case: storage/retention.py period_in_use).
+    key_period: Mapped[str | None] = mapped_column(String(7), index=True)
 
     recordings: Mapped[list["Recording"]] = relationship(
         back_populates="case", order_by=lambda: TAKE_ORDER)

@@ -12,7 +12,9 @@ of it and appends one tombstone to the audit trail: the reference and "case-purg
 earlier entries about the case stay: they hold no content, and the hash chain an insider cannot edit
 unnoticed must not be cut (README, Retention). Then each period key whose period is over and that no
 case or item uses any more is destroyed in the key store (storage/keystore.py), which is what makes the
-deletion reach backups of the database.
+deletion reach backups of the database. A case uses the period of the month it was opened in, or the later
+one its items were re-sealed under (Case.key_period: console/reseal.py, so a month's key can go before its
+longest-kept case does).
 
 Everything here takes a session and leaves committing to the caller; nothing here opens a seal.
 """
@@ -23,12 +25,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from settings import RetentionPolicy
 from storage.audit import record
 from storage.blobs import BlobStore
+from storage.crypto import period_of
 from storage.models import (
     AuditAction,
     Call,
@@ -184,23 +187,44 @@ def purge_case(session: Session, blobs: BlobStore, case_id: int, policy: Retenti
     return reference
 
 
-def _period_bounds(period: str) -> tuple[datetime, datetime]:
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """The instants a period (a calendar month, UTC) starts and ends."""
     year, month = int(period[:4]), int(period[5:7])
     start = datetime(year, month, 1, tzinfo=timezone.utc)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
     return start, end
 
 
+
+def on_period(period: str):
+    """SQL: the cases whose items are sealed under the period's key (storage/cases.py case_period): those
+    re-sealed under it (Case.key_period), and those opened in its month and never re-sealed."""
+    start, end = period_bounds(period)
+    return or_(Case.key_period == period,
+               and_(Case.key_period.is_(None), Case.created_at >= start, Case.created_at < end))
+
+
 def period_in_use(session: Session, period: str) -> bool:
-    start, end = _period_bounds(period)
-    if session.scalar(select(func.count(Case.id)).where(Case.created_at >= start, Case.created_at < end)):
+    """Whether a case, or a sealed item, of the database still uses the period's key. Two indexed lookups
+    of one row each."""
+    if session.scalar(select(Case.id).where(on_period(period)).limit(1)) is not None:
         return True
-    return bool(session.scalar(select(func.count(SealedItem.id)).where(SealedItem.key_period == period)))
+    return session.scalar(select(SealedItem.id).where(SealedItem.key_period == period).limit(1)) is not None
 
 
 def spent_periods(session: Session, periods: list[str], now: datetime | None = None) -> list[str]:
     """Of these periods (the key store's), those whose month ended over PERIOD_KEY_GRACE ago and that no
-    case, and no sealed item, of the database uses any more: their keys can go."""
+    case, and no sealed item, of the database uses any more: their keys can go. A case re-sealed under a
+    later period (console/reseal.py) no longer uses the month it was opened in."""
     now = now or utcnow()
     return [period for period in periods
-            if _period_bounds(period)[1] + PERIOD_KEY_GRACE <= now and not period_in_use(session, period)]
+            if period_bounds(period)[1] + PERIOD_KEY_GRACE <= now and not period_in_use(session, period)]
+
+
+def cases_by_period(session: Session) -> dict[str, list[int]]:
+    """Every case's id under the period whose key its items are sealed under, oldest period first. One
+    query (of three short columns a case): for the supervisors' page and `keys status`, not the line."""
+    found: dict[str, list[int]] = {}
+    for case_id, key_period, created_at in session.execute(select(Case.id, Case.key_period, Case.created_at)):
+        found.setdefault(key_period or period_of(created_at), []).append(case_id)
+    return dict(sorted(found.items()))

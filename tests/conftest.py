@@ -11,7 +11,7 @@ import pytest
 from settings import Settings
 from console.keys import load_private_key
 from storage.crypto import write_key_pair
-from storage.migrate import upgrade
+from storage.migrate import upgrade, upgrade_key_store
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"  # obviously fake, shaped like Twilio's
 PUBLIC_BASE_URL = "https://hotline.test"
@@ -129,6 +129,8 @@ def _start_migrated(request, database_url: str) -> None:
 def settings(settings_env: dict[str, str], request) -> Settings:
     settings = Settings.from_env(settings_env).with_overrides(retry_base_seconds=0.0)
     _start_migrated(request, settings.database_url)
+    if settings.key_store_url:  # its own migrations, as `db upgrade` runs them (a hundredth of a second)
+        upgrade_key_store(settings.key_store_url)
     return settings
 
 

@@ -43,8 +43,10 @@ def test_each_line_process_has_its_own_flask_secret(settings):
         app.extensions["hotline"].db.dispose()
 
 
-def test_workers_start_without_the_pin_key(worker_env, monkeypatch):
+def test_workers_start_without_the_pin_key(worker_env, settings, monkeypatch):
     from wiring import build_hotline
+
+    # `settings` has migrated the database and the key store: a worker refuses to start on any other.
 
     settings = Settings.from_env(worker_env)
     assert settings.pin_key is None

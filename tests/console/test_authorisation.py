@@ -35,6 +35,7 @@ CONTRACT_ENDPOINTS = (
     "auth.webauthn_options", "auth.webauthn_verify", "auth.sign_out", "auth.enrol", "auth.account",
     "accounts.index", "cases.inbox", "cases.search", "cases.case_page", "media.audio", "media.transcript",
     "media.peaks", "media.correct", "media.history", "audit.trail", "audit.case_trail", "audit.user_trail",
+    "retention.reseal_period",
 )
 CSRF_PAGE_TEXT = "That form had expired or was not sent from this console"
 VISITORS = ("signed out", "password only", "handler", "supervisor", "admin", "disabled account", "expired session")

@@ -137,7 +137,8 @@ def test_a_job_the_workers_were_never_told_about_is_found_by_the_sweeper(
     assert _count(hotline, "transcript") == 1
 
 
-def test_a_worker_without_a_usable_model_refuses_to_start_and_says_why(worker_env, tmp_path):
+def test_a_worker_without_a_usable_model_refuses_to_start_and_says_why(worker_env, settings, tmp_path):
+    # `settings` has migrated the database and the key store, so it is the model the worker refuses.
     broken = tmp_path / "not-a-model"
     broken.mkdir()
     worker = Worker.hotline(dict(worker_env, VOSK_MODEL_PATH=str(broken)), tmp_path / "broken.log")

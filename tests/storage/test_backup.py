@@ -93,6 +93,7 @@ def test_a_backup_restored_on_a_new_machine_opens_the_case_as_before(request, li
     assert result.exit_code == 0, result.output
     assert "1 cases, 3 sealed items" in result.output and "every sealed item's blob is in place" in result.output
     restored = new_machine.extensions["hotline"]
+    restored.check_schema()  # the restored database, and the key store beside it, at this code's heads: the line starts
     assert opened_items(restored, private_key, reference) == plaintexts
     blob_files = [path for path in (tmp_path / "new-machine" / "blobs").rglob("*") if path.is_file()]
     assert len(blob_files) == 3 and all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in blob_files)

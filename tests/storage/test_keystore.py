@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
 
 from settings import ConfigError, Settings
 from storage.crypto import public_key_fingerprint, raw_public_bytes
 from storage.keystore import KeyStore
+from storage.migrate import upgrade_key_store
 
 
 def test_the_period_keys_are_not_in_the_database(hotline):
@@ -32,6 +34,7 @@ def key_store_url(request, database_url, data_dir) -> str:
 
 
 def test_processes_making_a_period_s_key_at_once_get_the_same_one(key_store_url, hotline):
+    upgrade_key_store(key_store_url)
     stores = [KeyStore(key_store_url) for _ in range(4)]
     found, barrier = [], threading.Barrier(len(stores))
 
@@ -68,23 +71,35 @@ def test_a_period_key_opens_only_with_the_hotline_key(hotline, private_key):
         unwrap_period_private(private_key, "2026-07", row.public_key, row.sealed_private)
 
 
-def test_processes_opening_a_new_key_store_at_once_all_open_it(key_store_url):
-    # gunicorn boots its workers together, and each opens the key store: on a new store they all find its
-    # tables missing and make them at the same moment. Every one must start, not "table already exists".
-    stores, failures, barrier = [], [], threading.Barrier(8)
+def test_processes_opening_a_new_key_store_at_once_are_refused_and_none_makes_its_tables(key_store_url):
+    # gunicorn boots its workers together, and each opens the key store. Opening used to make the tables,
+    # and they raced to; now only `db upgrade` (one process) makes them, and opening only looks.
+    def open_at_once() -> tuple[list[KeyStore], list[str]]:
+        stores, failures, barrier = [], [], threading.Barrier(8)
 
-    def opens():
-        barrier.wait()
-        try:
-            stores.append(KeyStore(key_store_url))
-        except Exception as error:  # what a worker that failed to boot would have died of
-            failures.append(type(error).__name__)
+        def opens():
+            barrier.wait()
+            try:
+                stores.append(KeyStore(key_store_url))
+            except Exception as error:  # what a worker that failed to boot would have died of
+                failures.append(type(error).__name__)
 
-    threads = [threading.Thread(target=opens) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for store in stores:
-        store.dispose()
+        threads = [threading.Thread(target=opens) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for store in stores:
+            store.dispose()
+        return stores, failures
+
+    stores, failures = open_at_once()
+    assert stores == [] and failures == ["SchemaMismatch"] * 8
+    engine = create_engine(key_store_url, poolclass=NullPool)
+    try:
+        assert inspect(engine).get_table_names() == []  # nothing made by opening
+    finally:
+        engine.dispose()
+    upgrade_key_store(key_store_url)
+    stores, failures = open_at_once()
     assert failures == [] and len(stores) == 8
