@@ -89,13 +89,12 @@ class KeyStore:
     that it is at their head and refuses (SchemaMismatch) if not, as the database is checked."""
 
     def __init__(self, url: str, *, check: bool = True):
-        self.db = Database(url)
         if check:
-            try:
-                self.check_schema()
-            except BaseException:
-                self.db.dispose()
-                raise
+            # By its URL, before anything is opened: a store that is not there is refused without being made
+            # (processes opening a new SQLite store at once would otherwise make its file together, and one
+            # could fail on SQLite's "database is locked" switching it to WAL, not on what to run).
+            check_at_start(url, KEY_STORE)
+        self.db = Database(url)
         self._public: dict[str, X25519PublicKey] = {}
         self._lock = threading.Lock()
 
