@@ -11,6 +11,7 @@ import pytest
 
 from settings import Settings
 from storage.migrate import upgrade_all
+from tests.support.schema import release_step
 
 
 def mode(path: Path) -> int:
@@ -42,20 +43,6 @@ def _database_files(data_dir: Path) -> list[Path]:
     return [data_dir / name for name in ("hotline.db", "hotline.db-wal", "hotline.db-shm")]
 
 
-def _release_step(settings: Settings) -> None:
-    """`flask --app app db upgrade`, as the Procfile's release step and scripts/run run it on a fresh
-    machine before anything else starts (the line, the workers and the console refuse an unmigrated
-    database): the operators' app makes the data directory, then both stores are migrated."""
-    from app import create_app
-
-    app = create_app(settings)
-    try:
-        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-        assert result.exit_code == 0, result.output
-    finally:
-        app.extensions["hotline"].dispose()
-
-
 def _write_a_row(db) -> None:
     from storage.cases import open_case
 
@@ -68,7 +55,7 @@ def test_the_line_creates_its_data_directory_and_database_private(fresh_env):
     from wiring import build_hotline
 
     settings = Settings.from_env(fresh_env)
-    _release_step(settings)
+    release_step(settings)
     assert mode(settings.data_dir) == 0o700
     key_store = settings.data_dir / "keystore"
     assert mode(key_store) == 0o700 and mode(key_store / "period-keys.db") == 0o600
@@ -116,7 +103,7 @@ def test_the_folder_blob_store_writes_private_files_and_folders(fresh_env, priva
     from wiring import build_hotline
 
     settings = Settings.from_env(dict(fresh_env, HOTLINE_BLOB_STORE="folder"))
-    _release_step(settings)
+    release_step(settings)
     hotline = build_hotline(settings)
     try:
         with hotline.db.session() as session:
@@ -153,7 +140,7 @@ def test_the_console_creates_the_data_directory_private_too(fresh_env):
         assert mode(settings.data_dir) == 0o700
     finally:
         console.db.dispose()
-    _release_step(Settings.from_env(fresh_env))
+    release_step(Settings.from_env(fresh_env))
     console = build_console(settings)
     try:
         _write_a_row(console.db)

@@ -24,6 +24,7 @@ from tests.support.schema import (
     PASSWORD,
     head,
     previous,
+    release_step,
     process_env,
     python,
     run_bounded,
@@ -154,17 +155,11 @@ def test_the_operators_commands_refuse_except_db_upgrade_which_fixes_it(behind_s
 
 
 def test_db_upgrade_makes_both_stores_from_nothing(settings_env):
-    from app import create_app
     from settings import Settings
 
     settings = Settings.from_env(settings_env)  # not the `settings` fixture: nothing is migrated yet
     assert "no schema" in refusal(settings.database_url)
-    operators = create_app(settings)
-    try:
-        result = operators.test_cli_runner().invoke(args=["db", "upgrade"])
-        assert result.exit_code == 0, result.output
-    finally:
-        operators.extensions["hotline"].dispose()
+    release_step(settings)
     check_schema(settings.database_url)
     check_schema(settings.key_store_url, KEY_STORE)
 

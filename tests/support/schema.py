@@ -19,6 +19,21 @@ from tests.support.processes import ROOT
 PASSWORD = "pw-not-to-be-shown-7f3a"
 
 
+def release_step(settings) -> str:
+    """`flask --app app db upgrade`, as the Procfile's release step and scripts/run run it on a fresh
+    machine before anything else starts (the line, the workers and the console refuse an unmigrated
+    database): the operators' app makes the data directory, then both stores are migrated. Its output."""
+    from app import create_app
+
+    app = create_app(settings)
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        return result.output
+    finally:
+        app.extensions["hotline"].dispose()
+
+
 def head(store: Store = DATABASE) -> str:
     (only,) = script_heads(store)
     return only
