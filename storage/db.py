@@ -14,6 +14,11 @@ from storage.files import create_private_file, tighten_file
 # SQLite makes these beside the database, with the database file's own permissions.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 BUSY_SECONDS = 30  # how long a SQLite writer waits for the write lock (SQLite's busy handler)
+# A connection kept for each thread that may want one at once (gunicorn's 8 a process, the workers'). With
+# fewer, each request beyond the pool opens a connection and closes it again: for SQLite the pragmas below
+# run each time; for PostgreSQL it is a new server process each time, which cost the saturated line a
+# quarter of its webhooks a second. Only as many as were ever in use at once stay open.
+POOL = {"pool_size": 16, "max_overflow": 16}
 
 
 def sqlite_file(database_url: str) -> Path | None:
@@ -41,9 +46,7 @@ def prepare_sqlite_file(database_url: str) -> None:
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         prepare_sqlite_file(database_url)
-        # A connection kept for each thread that may want one (gunicorn's 8 a process, the workers'): with
-        # fewer, requests beyond the pool open a connection, run the pragmas below and close it again.
-        engine = create_engine(database_url, pool_size=16, max_overflow=16,
+        engine = create_engine(database_url, **POOL,
                                connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -61,7 +64,8 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    # pre_ping: a connection the server dropped (a restart) is replaced at checkout, not failed on mid-webhook.
+    return create_engine(database_url, **POOL, pool_pre_ping=True)
 
 
 class Database:
