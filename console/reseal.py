@@ -51,7 +51,8 @@ from storage.cases import Sealer, case_period
 from storage.crypto import SealError, check_period, period_of
 from storage.keystore import KeyStore
 from storage.models import AuditAction, Case, SealedItem, User, utcnow
-from storage.retention import PERIOD_KEY_GRACE, on_period, period_bounds, period_in_use, spent_periods
+from storage.compaction import vacuum_key_store
+from storage.retention import PERIOD_KEY_GRACE, destroy_spent_keys, on_period, period_bounds, period_in_use
 
 log = logging.getLogger("hotline.console.reseal")
 
@@ -213,14 +214,12 @@ def _move(session: Session, sealer: Sealer, keys: PeriodKeys, hotline_private: X
 
 
 def _destroy_if_spent(session: Session, store: KeyStore, period: str, now: datetime, who: dict) -> tuple[bool, str | None]:
-    """The purge's own test and steps (jobs/retention.py): destroyed if nothing uses the key and its month
-    ended over PERIOD_KEY_GRACE ago. Returns (destroyed, why kept)."""
-    if spent_periods(session, [period], now):
-        session.rollback()
-        if store.destroy(period):  # False: a purge destroyed it a moment ago (and audited it)
-            record(session, AuditAction.PERIOD_KEY_DESTROYED, detail={"period": period}, **who)
-            session.commit()
-            _vacuum(store)
+    """As the purge does (storage/retention.py destroy_spent_keys): destroyed if nothing uses the key and
+    its month ended over PERIOD_KEY_GRACE ago. Returns (destroyed, why kept)."""
+    if destroy_spent_keys(session, store, [period], now, **who):
+        vacuum_key_store(store.db)
+        return True, None
+    if store.get(period) is None:  # a purge destroyed it a moment ago (and audited it)
         return True, None
     if period_in_use(session, period):
         session.rollback()
@@ -229,13 +228,3 @@ def _destroy_if_spent(session: Session, store: KeyStore, period: str, now: datet
     until = period_bounds(period)[1] + PERIOD_KEY_GRACE
     return False, (f"its month ended less than {PERIOD_KEY_GRACE.days} days ago: the first purge after "
                    f"{until:%Y-%m-%d %H:%M} UTC destroys it")
-
-
-def _vacuum(store: KeyStore) -> None:
-    """As the workers do after destroying a key: the key store's free pages and log still hold its bytes."""
-    from storage.compaction import vacuum
-
-    try:
-        vacuum(store.db)
-    except Exception as error:  # the workers' next purge VACUUMs it when it finds its log holding something
-        log.warning("could not VACUUM the key store: %s", type(error).__name__)

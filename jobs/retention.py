@@ -24,13 +24,11 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from settings import RetentionPolicy
-from storage.audit import record
 from storage.blobs import BlobStore
-from storage.compaction import compact_if_due, has_log, vacuum
+from storage.compaction import compact_if_due, has_log, vacuum_key_store
 from storage.db import Database
 from storage.keystore import KeyStore
-from storage.models import AuditAction
-from storage.retention import PurgeRefused, due_cases, purge_case, spent_periods
+from storage.retention import PurgeRefused, destroy_spent_keys, due_cases, purge_case
 
 log = logging.getLogger("hotline.retention")
 
@@ -56,13 +54,10 @@ def purge(db: Database, blobs: BlobStore, periods: KeyStore | None, policy: Rete
                 log.warning("could not purge case id %s: %s", case_id, type(error).__name__)
     if periods is not None:
         with db.session() as session:
-            spent = spent_periods(session, [row.period for row in periods.periods()], now)
-        for period in spent:
-            if periods.destroy(period):
-                with db.session() as session:
-                    record(session, AuditAction.PERIOD_KEY_DESTROYED, actor_label="system", detail={"period": period})
-                    session.commit()
-                done["period keys destroyed"] += 1
+            destroyed = destroy_spent_keys(session, periods, [row.period for row in periods.periods()], now,
+                                           actor_label="system")
+        if destroyed:
+            done["period keys destroyed"] += len(destroyed)
     if done["purged"] or done["period keys destroyed"] or done["failed"]:
         log.info("retention: %s", ", ".join(f"{count} {what}" for what, count in sorted(done.items())))
     return done
@@ -75,10 +70,7 @@ def purge_for(workshop, now: datetime | None = None) -> Counter:
     # The key store's write-ahead log keeps a destroyed key's bytes until it is emptied: VACUUM the store
     # (small) after a destruction, and at any run that finds its log holding something (a reader kept it).
     if sealer.periods is not None and (done["period keys destroyed"] or has_log(sealer.periods.db)):
-        try:
-            vacuum(sealer.periods.db)
-        except Exception as error:  # its log stays, so the next run tries again
-            log.warning("could not VACUUM the key store: %s", type(error).__name__)
+        vacuum_key_store(sealer.periods.db)  # if it cannot, its log stays, so the next run tries again
     if compact_if_due(workshop.db, workshop.settings.compact_seconds).outcome == "compacted":
         done["compacted"] += 1
     return done

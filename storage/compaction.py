@@ -224,6 +224,18 @@ def vacuum(db: Database) -> Compaction:
     return Compaction("compacted" if emptied else "log kept", time.perf_counter() - started)
 
 
+def vacuum_key_store(db: Database) -> bool:
+    """After a period key is destroyed: the key store's free pages and write-ahead log still hold its bytes.
+    False (logged) when it could not be done; the workers' next purge does it when it finds the log holding
+    something."""
+    try:
+        vacuum(db)
+        return True
+    except Exception as error:
+        log.warning("could not VACUUM the key store: %s", type(error).__name__)
+        return False
+
+
 def compact_if_due(db: Database, every_seconds: float, now: float | None = None) -> Compaction:
     """Rewrite the tables that hold Twilio ids if ids were erased or cases purged since the last time,
     and that was `every_seconds` ago or more (0: never). Safe to call from every worker process at once."""

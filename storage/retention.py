@@ -32,6 +32,7 @@ from settings import RetentionPolicy
 from storage.audit import record
 from storage.blobs import BlobStore
 from storage.crypto import period_of
+from storage.keystore import KeyStore
 from storage.models import (
     AuditAction,
     Call,
@@ -219,6 +220,26 @@ def spent_periods(session: Session, periods: list[str], now: datetime | None = N
     now = now or utcnow()
     return [period for period in periods
             if period_bounds(period)[1] + PERIOD_KEY_GRACE <= now and not period_in_use(session, period)]
+
+
+def destroy_spent_keys(session: Session, store: KeyStore, periods: list[str], now: datetime | None = None,
+                       **who) -> list[str]:
+    """Destroys the key of each of these periods that is spent (spent_periods above), and audits each
+    destruction after it (`who`: record's actor or actor_label). Returns the periods whose keys this call
+    destroyed; one another process destroyed a moment earlier is left to that process's audit entry.
+
+    Ends the session's transaction, and commits each entry itself: the key lives in another database, so
+    its entry can only follow what has already happened there. Whoever destroys keys then VACUUMs the key
+    store (storage/compaction.py vacuum_key_store)."""
+    spent = spent_periods(session, periods, now)
+    session.rollback()  # the read ends before the destruction: nothing here holds the database meanwhile
+    destroyed = []
+    for period in spent:
+        if store.destroy(period):
+            record(session, AuditAction.PERIOD_KEY_DESTROYED, detail={"period": period}, **who)
+            session.commit()
+            destroyed.append(period)
+    return destroyed
 
 
 def cases_by_period(session: Session) -> dict[str, list[int]]:

@@ -255,6 +255,27 @@ def test_running_it_again_changes_nothing(console, hotline, private_key):
     assert table_contents(console.db) == before
 
 
+def test_a_purge_that_destroys_the_key_first_is_the_one_audit_entry_of_it(console, hotline, private_key, monkeypatch):
+    """The workers' purge and a re-seal can reach the spent month at the same moment: the key goes once, the
+    re-seal still reports it gone, and only the one that destroyed it audits it."""
+    _, referral, _ = march_with_a_deleted_case_a_referral_and_a_hold(hotline)
+    the_purge_runs(hotline)
+    store_destroy = type(console.periods).destroy
+
+    def a_purge_gets_there_first(store, period):
+        monkeypatch.setattr(type(console.periods), "destroy", store_destroy)  # the purge's own is the real one
+        assert the_purge_runs(hotline)["period keys destroyed"] == 1  # the re-seal's moves are committed
+        return store_destroy(store, period)
+
+    monkeypatch.setattr(type(console.periods), "destroy", a_purge_gets_there_first)
+    done = the_operator_reseals(console, private_key, "2026-03")
+
+    assert done.key_destroyed and done.key_kept is None and "2026-03" not in months(console)
+    assert [(entry.actor, entry.detail) for entry in audit_entries(console, AuditAction.PERIOD_KEY_DESTROYED)
+            if entry.detail == '{"period":"2026-03"}'] == [("system", '{"period":"2026-03"}')]
+    assert what_each_item_says(console, private_key, referral)["note"] == (this_month(), b"a handler's note")
+
+
 def test_within_a_week_of_the_month_s_end_the_key_is_left_to_the_first_purge_after_it(console, hotline, private_key):
     """Re-sealed on 3 April: a case opened in March's last minutes may still be committing, so March's key
     waits for the purge's own grace; running it again meanwhile is a no-op; the purge then destroys it."""
