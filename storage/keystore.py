@@ -76,10 +76,6 @@ class KeySuccessor(KeyStoreBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class PeriodKeyDestroyed(Exception):
-    """Something is to be sealed under a period whose key is already destroyed."""
-
-
 SUCCESSOR_CHAIN_LIMIT = 16
 
 

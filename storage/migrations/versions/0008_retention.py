@@ -3,7 +3,7 @@
 Cases get legal_hold_since and hold_lifted_at (storage/retention.py). Sealed items get key_period: the
 period key (storage/keystore.py, a separate store that ordinary database backups do not carry) that a v3
 seal is sealed to. Existing items keep NULL: they are sealed straight to the hotline key, still open, and
-are moved under their period key by `flask --app console keys rotate` (or `keys reseal`).
+are moved under their period key by `flask --app console keys rotate`.
 
 Revision ID: 0008
 Revises: 0007
