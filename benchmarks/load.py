@@ -20,13 +20,16 @@ hear the reference and PIN; hang up (then the status callback). Each call comes 
 (c) errors: any answer that is not 2xx, any TwiML the simulator refuses, any call that fails.
 
 Targets (issue 10): p99 <= 1.5x bare, saturated throughput >= 0.7x bare, zero errors. The client runs
-in this process (threads), on the same machine: it costs CPU too, the same for both servers.
+in this process (threads), on the same machine: it costs CPU too, the same for both servers. Its garbage
+collector is paused during each phase (`collector_paused`), which would otherwise stop every simulated
+caller at once now and then, in whichever phase it fell.
 --profile also runs a few hundred in-process webhooks under cProfile and prints where the time goes.
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import random
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -246,6 +250,25 @@ def one_call(simulator, number: str, take: bytes, pause: float) -> None:
         call.hangs_up()
 
 
+@contextmanager
+def collector_paused():
+    """This process's garbage collector off for a phase: collected before it, and again after it.
+
+    A full collection of this process's heap (the simulated callers, the FakeTwilio, all that the run has
+    kept) stops every caller's thread at once, and the webhooks in flight are timed as if the server had
+    taken that long. In a --quick run there were three, of 26, 59 and 91 ms, longer as the heap grows,
+    each landing in whichever phase it fell in: more often in the later servers' (the bare endpoint is
+    measured first). Reference counting still frees nearly everything a phase makes; a phase is bounded
+    (MAX_SECONDS_PER_PHASE), and so is what its cycles keep until the collection after it."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in_flight: int, pause: float,
               calls_per_caller: int | None = None, seconds: float | None = None) -> tuple[Tally, float, tuple[float, float]]:
     """in_flight callers, each making calls one after another (a number of them, or for a time).
@@ -275,15 +298,16 @@ def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in
             made += 1
             simulator.calls.clear()
 
-    (web_before, jobs_before), started, io_before = server.cpu_seconds(), time.monotonic(), io_stall_microseconds()
-    threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(in_flight)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(MAX_SECONDS_PER_PHASE + 60)
-    wall = time.monotonic() - started
-    web_after, jobs_after = server.cpu_seconds()
-    io_after = io_stall_microseconds()
+    with collector_paused():
+        (web_before, jobs_before), started, io_before = server.cpu_seconds(), time.monotonic(), io_stall_microseconds()
+        threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(in_flight)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(MAX_SECONDS_PER_PHASE + 60)
+        wall = time.monotonic() - started
+        web_after, jobs_after = server.cpu_seconds()
+        io_after = io_stall_microseconds()
     if io_before is not None and io_after is not None:
         tally.io_stalled = (io_after - io_before) / 1e6 / wall
     return tally, wall, (web_after - web_before, jobs_after - jobs_before)
