@@ -1,21 +1,18 @@
 """The engine a web process shares among its threads keeps a connection for each of them."""
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
 
 from sqlalchemy import event, text
 
 from storage.db import Database
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import procfile_command
 
 
 def web_threads() -> int:
     """gunicorn's threads per web process, as the Procfile runs the line."""
-    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    return int(re.search(r"--threads (\d+)", web).group(1))
+    command = procfile_command("web", 0)
+    return int(command[command.index("--threads") + 1])
 
 
 def busy_rounds(db: Database, threads: int, rounds: int) -> None:
