@@ -22,7 +22,7 @@ from ivr.flow import AskedQuestion, UnlockOutcome
 from ivr.question_voice import audio_path
 from jobs import calls as call_records
 from jobs.queue import DELETE_CALL, DISCARD_RECORDING, STORE_RECORDING, bring_forward, enqueue
-from jobs.takes import next_position
+from jobs.takes import position_after_last
 from storage import questions
 from storage.anonymity import coarse, stamp
 from storage.cases import OpenedCase, Sealer, confirm_contact, open_case_row, seal_contact_number, unlock_case
@@ -43,6 +43,7 @@ class CallRow:
     anonymous: bool = True  # a call is anonymous until the caller says otherwise (storage/anonymity.py)
     reference: str | None = None
     pin_length: int | None = None
+    takes: int = 0  # the call's takes so far, thrown-away ones included (the flow caps them)
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,15 @@ class TakeRow:
 @functools.cache
 def _statements():
     calls, cases, takes = Call.__table__, Case.__table__, Recording.__table__
+    # Each statement is a round trip to PostgreSQL, which on a loaded machine waits for a core: what a
+    # webhook asks of the call (its case, its takes) comes in one, and a take's place in its case is
+    # found inside its INSERT.
+    takes_of_call = select(func.count()).select_from(takes).where(takes.c.call_id == calls.c.id).scalar_subquery()
+    # (Its own name for the case's id: the INSERT's case_id parameter is the column's.)
+    place_in_case = position_after_last(bindparam("position_in_case")).scalar_subquery()
     return {
         "call": select(calls.c.id, calls.c.case_id, calls.c.purpose, cases.c.anonymous, cases.c.reference,
-                       cases.c.pin_length)
+                       cases.c.pin_length, takes_of_call)
         .select_from(calls.outerjoin(cases, cases.c.id == calls.c.case_id))
         .where(calls.c.call_sid == bindparam("call_sid")),
         "new call": insert(calls),
@@ -69,7 +76,7 @@ def _statements():
         .values(category=bindparam("category"), updated_at=bindparam("updated_at")),
         "take": select(takes.c.id, takes.c.recording_url, takes.c.duration_seconds, takes.c.decision,
                        takes.c.twilio_status).where(takes.c.recording_sid == bindparam("recording_sid")),
-        "new take": insert(takes),
+        "new take": insert(takes).values(position=place_in_case),
         "take heard of": update(takes).where(takes.c.id == bindparam("take_id"))
         .values(recording_url=bindparam("recording_url"), duration_seconds=bindparam("duration_seconds"),
                 twilio_status=bindparam("twilio_status")),
@@ -80,7 +87,6 @@ def _statements():
         "waiting takes": select(takes.c.id).where(
             takes.c.call_id == bindparam("call_id"), takes.c.decision == TakeDecision.KEEP,
             takes.c.twilio_status == TwilioRecordingStatus.PENDING),
-        "takes of call": select(func.count()).select_from(takes).where(takes.c.call_id == bindparam("call_id")),
     }
 
 
@@ -125,10 +131,10 @@ class SqlCallDesk:
         if row.case_id is None:
             self._case(call_sid)  # no case yet (a webhook out of order): the ORM path opens one
             row = self._row(call_sid)
-        position = next_position(self.session, row.case_id)
         created = self._run("new take", recording_sid=recording_sid, call_sid=call_sid, call_id=row.id,
-                            case_id=row.case_id, position=position, recording_url=recording_url,
+                            case_id=row.case_id, position_in_case=row.case_id, recording_url=recording_url,
                             duration_seconds=duration, created_at=stamp(self.session, row.anonymous))
+        self._rows[call_sid] = replace(row, takes=row.takes + 1)
         if row.anonymous:
             # Handlers see a take as new if it arrived after they last looked; a rounded time cannot tell,
             # so a new take makes the case unseen again for everyone (as storage/anonymity.py's hook does).
@@ -266,7 +272,7 @@ class SqlCallDesk:
 
     def takes_recorded(self, call_sid: str) -> int:
         """Takes this call has recorded, deleted ones included (the flow caps them)."""
-        return self._run("takes of call", call_id=self._row(call_sid).id).scalar() or 0
+        return self._row(call_sid).takes
 
     def recording_status(self, call_sid: str, event: RecordingEvent) -> None:
         """Twilio's recording status callback; any number of times, in any order with the action."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BindParameter, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.cases import Sealer
@@ -66,10 +66,15 @@ def drop_unattached(session: Session, sealer: Sealer, blob_key: str) -> None:
 def next_position(session: Session, case_id: int) -> int:
     """A new take's place in its case: 1, 2, ... Takes are ordered by it, not by id (random) or by a time
     that may be rounded to the hour (storage/anonymity.py)."""
-    return (session.connection().execute(_last_position(), {"case_id": case_id}).scalar() or 0) + 1
+    return session.connection().execute(_next_position(), {"case_id": case_id}).scalar()
+
+
+def position_after_last(case_id: BindParameter):
+    """next_position as a scalar subquery, for an INSERT that finds its take's place itself (ivr/desk.py)."""
+    return select(func.coalesce(func.max(Recording.position), 0) + 1).where(Recording.case_id == case_id)
 
 
 @functools.cache
-def _last_position():
-    # Built once, run on the session's connection: every new take of the line asks (ivr/desk.py).
-    return select(func.max(Recording.position)).where(Recording.case_id == bindparam("case_id"))
+def _next_position():
+    # Built once, run on the session's connection: takes found at Twilio by the sweep ask (jobs/sweep.py).
+    return position_after_last(bindparam("case_id"))

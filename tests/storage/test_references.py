@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.cases import UNLOCK_FAILURE_LIMIT, lock_state, open_case, unlock_case, unlock_reference
 from storage.models import Case, ReferenceLock, utcnow
@@ -130,3 +130,18 @@ def test_a_new_case_does_not_inherit_failures_keyed_in_before_it_existed(session
     session.commit()
     assert case.reference == reference and lock_state(session, reference).failures == 0
     assert unlock_case(session, settings.secret_key, reference, pin_for(settings.secret_key, reference)).case is case
+
+
+def test_a_reference_already_in_use_is_skipped_and_keeps_its_failures(session, settings, monkeypatch):
+    taken = open_case(session, anonymous=True)
+    session.commit()
+    for _ in range(3):
+        unlock_case(session, settings.secret_key, taken.reference, "123456")
+    fresh = CaseReference.generate().digits
+    draws = iter([taken.reference, fresh])
+    monkeypatch.setattr(CaseReference, "generate", classmethod(lambda cls: cls(next(draws))))
+    case = open_case(session, anonymous=False)
+    session.commit()  # the collision ended nothing: on PostgreSQL a failed INSERT would abort the transaction
+    assert case.reference == fresh and case.id != taken.id
+    assert lock_state(session, taken.reference).failures == 3  # not forgotten: they were against a real case
+    assert session.scalar(select(func.count()).select_from(Case)) == 2
