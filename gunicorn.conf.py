@@ -24,7 +24,9 @@ class AccessLogWithoutQuery(Logger):
 
 
 logger_class = AccessLogWithoutQuery
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(a)s"'
+# Last, the request's time in gunicorn in microseconds (%(D)s: from the request read to the response
+# written), so a slow answer can be told from a slow network or a wait for a free thread.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(a)s" %(D)s'
 
 
 # --- metrics (observability.py) -------------------------------------------------------------------------

@@ -161,6 +161,19 @@ class Server:
                 web += seconds
         return web, jobs
 
+    def log_size(self) -> int:
+        self._log.flush()
+        return self.log_path.stat().st_size
+
+    def request_times(self, start: int, end: int) -> list[float]:
+        """ms, from gunicorn's access log between two log sizes: each request's own time in the server
+        (gunicorn.conf.py's last field), without the network or the wait for a free thread."""
+        with open(self.log_path, "rb") as log:
+            log.seek(start)
+            text = log.read(end - start).decode(errors="replace")
+        return [int(line.rsplit(" ", 1)[1]) / 1000 for line in text.splitlines()
+                if "HTTP/1" in line and line.rsplit(" ", 1)[-1].isdigit()]
+
     def server_errors(self) -> int:
         """5xx answers in gunicorn's access log (the request line, then the status)."""
         text = self.log_path.read_text(errors="replace")
@@ -200,6 +213,7 @@ class Tally:
     problems: list[str] = field(default_factory=list)
     by_path: dict[str, list[float]] = field(default_factory=dict)  # the webhook's path (no query): ms
     io_stalled: float | None = None  # share of the phase some task waited on the disk (Linux PSI), if known
+    in_server: list[float] = field(default_factory=list)  # ms, each request's own time in gunicorn (its access log)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, ms: float, status: int, path: str = "") -> None:
@@ -299,6 +313,7 @@ def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in
             simulator.calls.clear()
 
     with collector_paused():
+        log_before = server.log_size()
         (web_before, jobs_before), started, io_before = server.cpu_seconds(), time.monotonic(), io_stall_microseconds()
         threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(in_flight)]
         for thread in threads:
@@ -308,6 +323,8 @@ def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in
         wall = time.monotonic() - started
         web_after, jobs_after = server.cpu_seconds()
         io_after = io_stall_microseconds()
+    time.sleep(0.2)  # the last answers' log lines, written after the answer
+    tally.in_server = server.request_times(log_before, server.log_size())
     if io_before is not None and io_after is not None:
         tally.io_stalled = (io_after - io_before) / 1e6 / wall
     return tally, wall, (web_after - web_before, jobs_after - jobs_before)
@@ -323,6 +340,12 @@ def io_stall_microseconds() -> int | None:
         return int(line.rsplit("total=", 1)[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _in_server(tally: Tally) -> str:
+    if not tally.in_server:
+        return "-"
+    return f"{percentile(tally.in_server, .5):.1f} / {percentile(tally.in_server, .99):.1f}"
 
 
 def _stalled(tally: Tally) -> str:
@@ -495,7 +518,7 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
     error_count = 0
     print(f"\n(a) {in_flight} calls in flight, 1 s between key presses (latency of each webhook, ms)")
     print(f"    {'server':12} {'calls':>6} {'webhooks':>9} {'p50':>8} {'p99':>8} {'max':>8} {'p50 x bare':>11} "
-          f"{'p99 x bare':>11} {'io stalled':>11}")
+          f"{'p99 x bare':>11} {'in server p50/p99':>18} {'io stalled':>11}")
     bare = paced["bare"][0].latencies
     for name in names:
         tally, _, _ = paced[name]
@@ -505,9 +528,11 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
         if verdict.strip() == "MISSED":
             missed.append(f"{name} p99 {p99 / percentile(bare, .99):.2f}x")
         print(f"    {name:12} {tally.calls:6} {len(lat):9} {p50:8.1f} {p99:8.1f} {max(lat):8.1f} "
-              f"{p50 / percentile(bare, .5):10.2f}x {p99 / percentile(bare, .99):10.2f}x {_stalled(tally):>11}{verdict}")
-    print(f"    target: p99 <= {P99_TARGET}x the bare endpoint's; io stalled: share of the phase some task "
-          f"waited on the disk (/proc/pressure/io)")
+              f"{p50 / percentile(bare, .5):10.2f}x {p99 / percentile(bare, .99):10.2f}x {_in_server(tally):>18} "
+              f"{_stalled(tally):>11}{verdict}")
+    print(f"    target: p99 <= {P99_TARGET}x the bare endpoint's; in server: each request's own time in gunicorn "
+          f"(its access log), without the network,\n    the wait for a free thread or the load generator's own "
+          f"delays; io stalled: share of the phase some task waited on the disk (/proc/pressure/io)")
     print("    by webhook, p50 / p99 ms (each server's slowest steps make its p99):")
     paths = list(paced["bare"][0].by_path)
     print("    " + " " * 12 + "".join(f" {path.rsplit('/', 1)[-1][:15]:>15}" for path in paths))
