@@ -18,16 +18,17 @@ the Procfile runs it.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.load import ACCOUNT_SID, PUBLIC_BASE_URL, Server, hotline_env, procfile_web_command
+from benchmarks.load import (ACCOUNT_SID, PUBLIC_BASE_URL, AccessEntry, Server, access_entries, hotline_env,
+                             procfile_web_command)
 from tests.support.processes import RedisServer
 
 __all__ = ["ACCOUNT_SID", "PUBLIC_BASE_URL", "hotline_app", "Line", "Ledger", "Report", "new_report", "call_back"]
@@ -107,19 +108,14 @@ class Line:
 
     def statuses(self) -> dict[int, int]:
         """Answers by HTTP status, from gunicorn's access log (every run of this line)."""
-        found: dict[int, int] = {}
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        for status in re.findall(r'HTTP/1\.[01]" (\d{3}) ', text):
-            found[int(status)] = found.get(int(status), 0) + 1
-        return found
+        return dict(Counter(entry.status for entry in self._access_log()))
 
     def server_errors(self) -> dict[str, int]:
         """5xx answers by (status, path), from the access log."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        found: dict[str, int] = {}
-        for path, status in re.findall(r'"[A-Z]+ (\S+) HTTP/1\.[01]" (5\d\d) ', text):
-            found[f"{status} {path}"] = found.get(f"{status} {path}", 0) + 1
-        return found
+        return dict(Counter(f"{entry.status} {entry.path}" for entry in self._access_log() if entry.status >= 500))
+
+    def _access_log(self) -> list[AccessEntry]:
+        return access_entries(self.log_path.read_text(errors="replace") if self.log_path.exists() else "")
 
     def simulator(self, fake, token: str):
         from simulator.call import CallSimulator

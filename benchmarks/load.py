@@ -33,6 +33,7 @@ import gc
 import os
 import pstats
 import random
+import re
 import secrets
 import shlex
 import signal
@@ -171,13 +172,34 @@ class Server:
         with open(self.log_path, "rb") as log:
             log.seek(start)
             text = log.read(end - start).decode(errors="replace")
-        return [int(line.rsplit(" ", 1)[1]) / 1000 for line in text.splitlines()
-                if "HTTP/1" in line and line.rsplit(" ", 1)[-1].isdigit()]
+        return [entry.ms for entry in access_entries(text) if entry.ms is not None]
 
     def server_errors(self) -> int:
-        """5xx answers in gunicorn's access log (the request line, then the status)."""
-        text = self.log_path.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if '" 5' in line and "HTTP/1" in line)
+        """5xx answers in gunicorn's access log."""
+        return sum(1 for entry in access_entries(self.log_path.read_text(errors="replace")) if entry.status >= 500)
+
+
+# gunicorn.conf.py's access_log_format: ... "METHOD PATH PROTOCOL" STATUS BYTES "USER AGENT" MICROSECONDS
+_ACCESS_REQUEST = re.compile(r'"[A-Z]+ (\S+) HTTP/1\.[01]" (\d{3}) ')
+_ACCESS_TIME = re.compile(r'" (\d+)$')
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    path: str
+    status: int
+    ms: float | None  # the request's own time in gunicorn
+
+
+def access_entries(text: str) -> list[AccessEntry]:
+    """The requests in a piece of gunicorn's access log (other output between them is skipped)."""
+    entries = []
+    for line in text.splitlines():
+        request = _ACCESS_REQUEST.search(line)
+        if request is not None:
+            took = _ACCESS_TIME.search(line)
+            entries.append(AccessEntry(request[1], int(request[2]), int(took[1]) / 1000 if took else None))
+    return entries
 
     def stop(self) -> None:
         if self.process.poll() is None:
