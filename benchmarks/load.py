@@ -178,6 +178,16 @@ class Server:
         """5xx answers in gunicorn's access log."""
         return sum(1 for entry in access_entries(self.log_path.read_text(errors="replace")) if entry.status >= 500)
 
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
 
 # gunicorn.conf.py's access_log_format: ... "METHOD PATH PROTOCOL" STATUS BYTES "USER AGENT" MICROSECONDS
 _ACCESS_REQUEST = re.compile(r'"[A-Z]+ (\S+) HTTP/1\.[01]" (\d{3}) ')
@@ -200,16 +210,6 @@ def access_entries(text: str) -> list[AccessEntry]:
             took = _ACCESS_TIME.search(line)
             entries.append(AccessEntry(request[1], int(request[2]), int(took[1]) / 1000 if took else None))
     return entries
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
 
 
 def _children(pid: int) -> list[int]:

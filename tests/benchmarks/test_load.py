@@ -6,7 +6,10 @@ import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
-from benchmarks.load import Server, access_entries
+import requests
+
+from benchmarks.load import PUBLIC_BASE_URL, Server, access_entries, hotline_env, procfile_web_command
+from tests.support.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,3 +35,21 @@ def test_a_5xx_is_counted_and_a_time_that_starts_with_5_is_not(tmp_path):
 def test_each_answer_s_time_in_the_server_is_read_in_milliseconds():
     entries = access_entries(access_line("/ivr/recorded", 200, 48250) + "\n" + access_line("/ivr/x%0A", 404, 90))
     assert [(entry.path, entry.status, entry.ms) for entry in entries] == [("/ivr/recorded", 200, 48.25), ("/ivr/x%0A", 404, 0.09)]
+
+
+def test_under_gunicorn_each_answer_s_time_is_read_and_the_server_stops(tmp_path, fake_twilio, twilio_auth_token):
+    """The benchmark's own harness, as its runs use it: the bare endpoint under the Procfile's gunicorn."""
+    env, _ = hotline_env(tmp_path, "bare", twilio_auth_token, fake_twilio, None)
+    port = free_port()
+    server = Server("bare", procfile_web_command(port, f"benchmarks.load:bare_app('{PUBLIC_BASE_URL}')"), env,
+                    tmp_path / "bare.log", port)
+    try:
+        server.wait_ready()
+        before = server.log_size()
+        assert requests.post(server.url + "/ivr/voice", timeout=10).status_code == 200
+        assert wait_until(lambda: server.request_times(before, server.log_size()), timeout=10)
+        times = server.request_times(before, server.log_size())
+    finally:
+        server.stop()
+    assert len(times) == 1 and 0 < times[0] < 10_000
+    assert server.server_errors() == 0 and server.process.poll() is not None
