@@ -103,6 +103,7 @@ def bare_app(public_base_url: str = PUBLIC_BASE_URL):
 
 # --- the servers -----------------------------------------------------------------------------------
 
+BARE_AGAIN = "bare again"  # the bare endpoint's second turn, at the end of the run
 GUNICORN_OVERRIDES: dict[str, str] = {}  # --workers/--threads from the command line, for experiments
 
 
@@ -235,6 +236,7 @@ class Tally:
     problems: list[str] = field(default_factory=list)
     by_path: dict[str, list[float]] = field(default_factory=dict)  # the webhook's path (no query): ms
     io_stalled: float | None = None  # share of the phase some task waited on the disk (Linux PSI), if known
+    cpu_stolen: float | None = None  # share of the machine's CPU time the hypervisor gave to others, if known
     in_server: list[float] = field(default_factory=list)  # ms, each request's own time in gunicorn (its access log)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -337,6 +339,7 @@ def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in
     with collector_paused():
         log_before = server.log_size()
         (web_before, jobs_before), started, io_before = server.cpu_seconds(), time.monotonic(), io_stall_microseconds()
+        ticks_before = cpu_ticks()
         threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(in_flight)]
         for thread in threads:
             thread.start()
@@ -344,11 +347,13 @@ def run_calls(server: Server, fake_twilio, token: str, takes: list[bytes], *, in
             thread.join(MAX_SECONDS_PER_PHASE + 60)
         wall = time.monotonic() - started
         web_after, jobs_after = server.cpu_seconds()
-        io_after = io_stall_microseconds()
+        io_after, ticks_after = io_stall_microseconds(), cpu_ticks()
     time.sleep(0.2)  # the last answers' log lines, written after the answer
     tally.in_server = server.request_times(log_before, server.log_size())
     if io_before is not None and io_after is not None:
         tally.io_stalled = (io_after - io_before) / 1e6 / wall
+    if ticks_before is not None and ticks_after is not None and ticks_after[1] > ticks_before[1]:
+        tally.cpu_stolen = (ticks_after[0] - ticks_before[0]) / (ticks_after[1] - ticks_before[1])
     return tally, wall, (web_after - web_before, jobs_after - jobs_before)
 
 
@@ -364,6 +369,17 @@ def io_stall_microseconds() -> int | None:
         return None
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's stolen and total CPU ticks (/proc/stat): on a virtual machine, time the hypervisor
+    gave our cores to another guest. Seen at 8% over an hour here, in bursts: a phase that lost its cores
+    so is printed as such, for its figures to be read for what they are."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return fields[7], sum(fields)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _in_server(tally: Tally) -> str:
     if not tally.in_server:
         return "-"
@@ -371,7 +387,9 @@ def _in_server(tally: Tally) -> str:
 
 
 def _stalled(tally: Tally) -> str:
-    return "-" if tally.io_stalled is None else f"{100 * tally.io_stalled:.0f}%"
+    io = "-" if tally.io_stalled is None else f"{100 * tally.io_stalled:.0f}%"
+    stolen = "-" if tally.cpu_stolen is None else f"{100 * tally.cpu_stolen:.0f}%"
+    return f"{io} / {stolen}"
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -486,8 +504,8 @@ def _run(quick: bool, profile: bool, transcription: bool, postgresql: str | None
         targets: list[Target] = []
         bare_env, _ = hotline_env(workspace, "bare", token, fake, None)
         port = free_port()
-        targets.append(Target(Server("bare", procfile_web_command(port, f"benchmarks.load:bare_app('{PUBLIC_BASE_URL}')"),
-                                     bare_env, workspace / "bare.log", port), None, "bare endpoint"))
+        bare_command = procfile_web_command(port, f"benchmarks.load:bare_app('{PUBLIC_BASE_URL}')")
+        targets.append(Target(Server("bare", bare_command, bare_env, workspace / "bare.log", port), None, "bare endpoint"))
         lines = [("hotline", None, None), ("hotline+stt", model, None), ("hotline-pg", None, postgresql)]
         for name, with_model, database in lines:
             if (name == "hotline+stt" and model is None) or (name == "hotline-pg" and not postgresql):
@@ -496,6 +514,11 @@ def _run(quick: bool, profile: bool, transcription: bool, postgresql: str | None
             port = free_port()
             targets.append(Target(Server(name, procfile_web_command(port), env, workspace / f"{name}.log", port),
                                   database_url, "the line" + (", transcribing its takes" if with_model else "")))
+        # The bare endpoint again, last: the ratios are taken against the better of its two phases, so one
+        # that lost its cores to the machine's other tenants (cpu stolen) does not flatter the line.
+        port = free_port()
+        targets.append(Target(Server(BARE_AGAIN, procfile_web_command(port, bare_command[-1]), bare_env,
+                                     workspace / "bare-again.log", port), None, "bare endpoint"))
         print(f"servers: gunicorn {' '.join(procfile_web_command(0)[1:-1]).replace('127.0.0.1:0', '127.0.0.1:PORT')}")
         print(f"takes: {take_kind}; transcription in the line's process: "
               f"{'measured both off and on' if model else 'off' if not transcription else 'off (no speech model in the test cache)'}",
@@ -540,21 +563,25 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
     error_count = 0
     print(f"\n(a) {in_flight} calls in flight, 1 s between key presses (latency of each webhook, ms)")
     print(f"    {'server':12} {'calls':>6} {'webhooks':>9} {'p50':>8} {'p99':>8} {'max':>8} {'p50 x bare':>11} "
-          f"{'p99 x bare':>11} {'in server p50/p99':>18} {'io stalled':>11}")
-    bare = paced["bare"][0].latencies
+          f"{'p99 x bare':>11} {'in server p50/p99':>18} {'io / cpu stolen':>16}")
+    bares = [name for name in names if name in ("bare", BARE_AGAIN)]
+    bare_p50 = min(percentile(paced[name][0].latencies, .5) for name in bares)
+    bare_p99 = min(percentile(paced[name][0].latencies, .99) for name in bares)
     for name in names:
         tally, _, _ = paced[name]
         lat = tally.latencies
         p50, p99 = percentile(lat, .5), percentile(lat, .99)
-        verdict = "" if name == "bare" else ("  ok" if p99 / percentile(bare, .99) <= P99_TARGET else "  MISSED")
+        verdict = "" if name in bares else ("  ok" if p99 / bare_p99 <= P99_TARGET else "  MISSED")
         if verdict.strip() == "MISSED":
-            missed.append(f"{name} p99 {p99 / percentile(bare, .99):.2f}x")
+            missed.append(f"{name} p99 {p99 / bare_p99:.2f}x")
         print(f"    {name:12} {tally.calls:6} {len(lat):9} {p50:8.1f} {p99:8.1f} {max(lat):8.1f} "
-              f"{p50 / percentile(bare, .5):10.2f}x {p99 / percentile(bare, .99):10.2f}x {_in_server(tally):>18} "
-              f"{_stalled(tally):>11}{verdict}")
-    print(f"    target: p99 <= {P99_TARGET}x the bare endpoint's; in server: each request's own time in gunicorn "
+              f"{p50 / bare_p50:10.2f}x {p99 / bare_p99:10.2f}x {_in_server(tally):>18} "
+              f"{_stalled(tally):>16}{verdict}")
+    print(f"    target: p99 <= {P99_TARGET}x the bare endpoint's (x bare: against the lower of its two phases' p50s and "
+          f"p99s, the run's first and last);\n    in server: each request's own time in gunicorn "
           f"(its access log), without the network,\n    the wait for a free thread or the load generator's own "
-          f"delays; io stalled: share of the phase some task waited on the disk (/proc/pressure/io)")
+          f"delays;\n    io: share of the phase some task waited on the disk (/proc/pressure/io); cpu stolen: share "
+          f"of the machine's CPU time its hypervisor gave to others (/proc/stat)")
     print("    by webhook, p50 / p99 ms (each server's slowest steps make its p99):")
     paths = list(paced["bare"][0].by_path)
     print("    " + " " * 12 + "".join(f" {path.rsplit('/', 1)[-1][:15]:>15}" for path in paths))
@@ -566,20 +593,19 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
 
     print(f"\n(b) saturated: {SATURATING_CALLERS} callers, no pauses (CPU: gunicorn's master and web workers; jobs: the embedded worker's process beside them)")
     print(f"    {'server':12} {'seconds':>8} {'webhooks':>9} {'per s':>8} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'CPU ms/webhook':>15} {'jobs CPU ms/webhook':>20} {'io stalled':>11}")
-    rates = {}
+          f"{'CPU ms/webhook':>15} {'jobs CPU ms/webhook':>20} {'io / cpu stolen':>16}")
+    bare_rate = max(len(saturated[name][0].latencies) / saturated[name][1] for name in bares)
     for name in names:
         tally, wall, cpu = saturated[name]
         lat = tally.latencies
-        rates[name] = len(lat) / wall
-        ratio = rates[name] / rates["bare"]
-        verdict = "" if name == "bare" else ("  ok" if ratio >= THROUGHPUT_TARGET else "  MISSED")
+        ratio = len(lat) / wall / bare_rate
+        verdict = "" if name in bares else ("  ok" if ratio >= THROUGHPUT_TARGET else "  MISSED")
         if verdict.strip() == "MISSED":
             missed.append(f"{name} throughput {ratio:.2f}x")
-        print(f"    {name:12} {wall:8.1f} {len(lat):9} {rates[name]:8.1f} {ratio:6.2f}x {percentile(lat, .5):8.1f} "
+        print(f"    {name:12} {wall:8.1f} {len(lat):9} {len(lat) / wall:8.1f} {ratio:6.2f}x {percentile(lat, .5):8.1f} "
               f"{percentile(lat, .99):8.1f} {cpu[0] * 1000 / max(1, len(lat)):15.2f} "
-              f"{cpu[1] * 1000 / max(1, len(lat)):20.2f} {_stalled(tally):>11}{verdict}")
-    print(f"    target: throughput >= {THROUGHPUT_TARGET}x the bare endpoint's")
+              f"{cpu[1] * 1000 / max(1, len(lat)):20.2f} {_stalled(tally):>16}{verdict}")
+    print(f"    target: throughput >= {THROUGHPUT_TARGET}x the bare endpoint's (the higher of its two phases')")
 
     print("\n(c) errors (must be 0)")
     for name in names:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import requests
 
-from benchmarks.load import PUBLIC_BASE_URL, Server, access_entries, hotline_env, procfile_web_command
+from benchmarks.load import PUBLIC_BASE_URL, Server, access_entries, cpu_ticks, hotline_env, procfile_web_command
 from tests.support.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +53,8 @@ def test_under_gunicorn_each_answer_s_time_is_read_and_the_server_stops(tmp_path
         server.stop()
     assert len(times) == 1 and 0 < times[0] < 10_000
     assert server.server_errors() == 0 and server.process.poll() is not None
+
+
+def test_the_machine_s_stolen_cpu_time_is_read_from_proc_stat():
+    stolen, total = cpu_ticks()
+    assert total > 0 and 0 <= stolen <= total
