@@ -126,6 +126,20 @@ def _forget_metrics_of(pid: int) -> None:
         multiprocess.mark_process_dead(pid, str(_metrics["dir"]))
 
 
+# --- the interpreter lock ---------------------------------------------------------------------------------
+# A web process's 8 threads share one interpreter lock. A thread whose database round trip has come back
+# waits for it until the thread running Python lets go, at the latest after the switch interval: Python's
+# 5 ms by default, paid again after each of a webhook's 3 to 8 round trips on PostgreSQL. 1 ms, in every
+# worker of this gunicorn (the line's, the bare endpoint's in benchmarks/load.py, the console's).
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def post_worker_init(worker):
+    import sys
+
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+
+
 def child_exit(server, worker):
     _forget_metrics_of(worker.pid)
 
