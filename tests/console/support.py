@@ -153,6 +153,8 @@ class People:
     def make(self, role: Role, username: str | None = None, *, with_totp: bool = True) -> Person:
         username = username or f"{role.value}{secrets.token_hex(3)}"
         password = "pw-" + secrets.token_urlsafe(12)
+        while username.lower() in password.lower():  # the console refuses it (one draw in a few thousand for "ada")
+            password = "pw-" + secrets.token_urlsafe(12)
         secret = totp.new_secret() if with_totp else None
         with self.console.db.session() as session:
             invitation = invite(session, self.private_key, username, username.title(), role, None, timedelta(hours=1))
