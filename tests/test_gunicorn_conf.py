@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import runpy
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.processes import ROOT
 
 
 def test_each_worker_hands_the_interpreter_lock_on_within_a_millisecond():

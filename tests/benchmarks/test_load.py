@@ -3,15 +3,12 @@ its time in the server, the last field."""
 from __future__ import annotations
 
 import runpy
-from pathlib import Path
 from types import SimpleNamespace
 
 import requests
 
 from benchmarks.load import PUBLIC_BASE_URL, Server, access_entries, cpu_ticks, hotline_env, procfile_web_command
-from tests.support.processes import free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import ROOT, free_port, wait_until
 
 
 def access_line(path: str, status: int, micros: int) -> str:

@@ -74,7 +74,7 @@ def server_pid(engine) -> int:
 
 
 def end_server_process(postgres_server_url: str, pid: int) -> None:
-    other = create_engine(postgres_server_url, poolclass=None)
+    other = create_engine(postgres_server_url)
     try:
         with other.connect() as connection:
             assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
@@ -107,7 +107,7 @@ def test_a_connection_back_a_moment_ago_is_used_without_a_ping(pg_engine):
     assert pings(engine, lambda: select_one(engine)) == 1
 
 
-def test_an_idle_connection_the_server_dropped_is_replaced_at_checkout(pg_engine, postgres_server):
+def test_an_idle_connection_the_server_dropped_is_replaced_at_checkout(pg_engine):
     engine = pg_engine
     first = server_pid(engine)
     end_server_process(engine.url.render_as_string(hide_password=False), first)
