@@ -148,7 +148,9 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
 
         from jobs.worker import InProcessWorker
         from jobs.worker_process import listen_for_wakes
+        from storage.sqlite_writers import write_in_the_background
 
+        write_in_the_background()  # on SQLite, the line's writers go first (storage/sqlite_writers.py)
         if niceness > os.getpriority(os.PRIO_PROCESS, 0):  # to that niceness (gunicorn's master may have set it)
             os.setpriority(os.PRIO_PROCESS, 0, niceness)
         hotline = _hotline()

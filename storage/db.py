@@ -11,10 +11,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.files import create_private_file, tighten_file
+from storage.sqlite_writers import WAITING_SUFFIX, WRITERS_SUFFIX, connection_factory
 
-# SQLite makes these beside the database, with the database file's own permissions.
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
-BUSY_SECONDS = 30  # how long a SQLite writer waits for the write lock (SQLite's busy handler)
+# Beside the database: SQLite's own (with the database file's permissions), then the writers' queue's
+# (storage/sqlite_writers.py).
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", WRITERS_SUFFIX, WAITING_SUFFIX)
+# How long a SQLite writer waits for the write lock in SQLite's busy handler, or for its own process's other
+# writer in the writers' queue (storage/sqlite_writers.py).
+BUSY_SECONDS = 30
 # A connection kept for each thread that may want one at once (gunicorn's 8 a process, the workers'). With
 # fewer, each request beyond the pool opens a connection and closes it again: for SQLite the pragmas below
 # run each time; for PostgreSQL it is a new server process each time, which cost the saturated line a
@@ -52,8 +56,11 @@ def prepare_sqlite_file(database_url: str) -> None:
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         prepare_sqlite_file(database_url)
-        engine = create_engine(database_url, **POOL,
-                               connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False})
+        connect_args = {"timeout": BUSY_SECONDS, "check_same_thread": False}
+        path = sqlite_file(database_url)
+        if path is not None:  # writers queue across processes (storage/sqlite_writers.py)
+            connect_args["factory"] = connection_factory(path, BUSY_SECONDS)
+        engine = create_engine(database_url, **POOL, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):
