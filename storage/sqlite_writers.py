@@ -68,20 +68,17 @@ class WriterQueue:
         self.timeout = timeout
         self._thread_lock = threading.Lock()
         self._files: dict[Path, int] = {}
-        self._pid: int | None = None
         self._waiting_held = False
 
     def forget_after_fork(self) -> None:
-        """In a forked child: its parent's threads, and whatever they held, are not in it."""
+        """In a forked child: its parent's threads, and whatever they held, are not in it; nor are the
+        parent's record locks, and it opens the files again for its own."""
         self._thread_lock = threading.Lock()
-        self._files, self._pid, self._waiting_held = {}, os.getpid(), False
+        self._files, self._waiting_held = {}, False
 
     def _file(self, path: Path) -> int:
         # Record locks belong to a process, and a process lets go of all it holds on a file when it closes
-        # any descriptor of it: each file is opened once a process and never closed. A forked child holds
-        # none of its parent's locks, and opens its own.
-        if self._pid != os.getpid():
-            self._files, self._pid, self._waiting_held = {}, os.getpid(), False
+        # any descriptor of it: each file is opened once a process and never closed.
         fd = self._files.get(path)
         if fd is None:
             fd = self._files[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -97,18 +94,16 @@ class WriterQueue:
                 fcntl.lockf(self._file(self.waiting_path), fcntl.LOCK_SH)
                 self._waiting_held = True
             fcntl.lockf(self._file(self.writers_path), fcntl.LOCK_EX)
-        except OSError as error:
+        except BaseException as error:
             self._let_go_of_waiting()
             self._thread_lock.release()
+            if not isinstance(error, OSError):
+                raise
             if error.errno == errno.EDEADLK:  # another process waits on what this one holds, and holds this
                 raise sqlite3.OperationalError("database is locked (two writers waited on each other)") from None
             # A folder this process cannot write to (SQLite could not make its -wal file there either).
             raise sqlite3.OperationalError(f"the writers' queue beside the database is unavailable "
                                            f"({errno.errorcode.get(error.errno, error.errno)})") from None
-        except BaseException:
-            self._let_go_of_waiting()
-            self._thread_lock.release()
-            raise
 
     def _let_the_line_go_first(self) -> None:
         waiting = self._file(self.waiting_path)
@@ -199,8 +194,11 @@ class QueuedWriterConnection(sqlite3.Connection):
     def _let_go_if_done(self) -> None:
         # A statement that failed before beginning, a COMMIT or ROLLBACK as a statement: the transaction is over.
         if self._holding and not self.in_transaction:
-            self._holding = False
-            self.writer_queue.give_back()
+            self._let_go()
+
+    def _let_go(self) -> None:
+        self._holding = False
+        self.writer_queue.give_back()
 
     def commit(self):
         try:
@@ -218,9 +216,8 @@ class QueuedWriterConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            if self._holding:
-                self._holding = False
-                self.writer_queue.give_back()
+            if self._holding:  # a closed connection's transaction is over (in_transaction cannot be asked)
+                self._let_go()
 
 
 def connection_factory(database: Path, timeout: float) -> type[QueuedWriterConnection]:

@@ -54,12 +54,10 @@ def writers(path: Path) -> list[str]:
         return [row[0] for row in reader.execute("SELECT writer FROM takes ORDER BY id")]
 
 
-def hold_a_write(path: str, holding, release, name: str = "holder", background: bool = False) -> None:
+def hold_a_write(path: str, holding, release) -> None:
     """A child process: begins a write, says so, and commits when told."""
-    if background:
-        sqlite_writers.write_in_the_background()
     connection = connect(Path(path), busy_ms=30_000)
-    connection.execute("INSERT INTO takes (writer) VALUES (?)", (name,))
+    connection.execute("INSERT INTO takes (writer) VALUES ('holder')")
     holding.set()
     release.wait(PATIENCE)
     connection.commit()
@@ -84,9 +82,9 @@ def start(target, *args) -> multiprocessing.Process:
 class Holder:
     """Another process in the middle of a write transaction."""
 
-    def __init__(self, path: Path, **options):
+    def __init__(self, path: Path):
         self.holding, self.release = FORK.Event(), FORK.Event()
-        self.process = start(_hold, str(path), self.holding, self.release, options)
+        self.process = start(hold_a_write, str(path), self.holding, self.release)
         assert self.holding.wait(PATIENCE)
 
     def commits(self) -> None:
@@ -98,9 +96,6 @@ class Holder:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.join(PATIENCE)
 
-
-def _hold(path, holding, release, options) -> None:
-    hold_a_write(path, holding, release, **options)
 
 
 def test_a_writer_waits_for_the_one_before_on_the_queue_not_in_sqlite(database):
