@@ -136,7 +136,8 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
     @jobs_group.command("work")
     @click.option("--threads", default=None, type=int, help="Worker threads (default HOTLINE_WORKER_THREADS).")
     @click.option("--nice", "niceness", default=0, type=click.IntRange(0, 19),
-                  help="Run at this niceness, or lower (gunicorn's master starts it with 10).")
+                  help="Run at this niceness, or lower (gunicorn's master starts it with 10); above 0, also "
+                       "idle (SCHED_IDLE) except while holding a database lock, where Linux allows it.")
     @click.option("--parent", "parent_pid", default=None, type=int,
                   help="Stop when this process (gunicorn's master) is gone.")
     def jobs_work(threads: int | None, niceness: int, parent_pid: int | None):
@@ -148,11 +149,14 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
 
         from jobs.worker import InProcessWorker
         from jobs.worker_process import listen_for_wakes
+        from storage.background import run_in_the_background
         from storage.sqlite_writers import write_in_the_background
 
         write_in_the_background()  # on SQLite, the line's writers go first (storage/sqlite_writers.py)
         if niceness > os.getpriority(os.PRIO_PROCESS, 0):  # to that niceness (gunicorn's master may have set it)
             os.setpriority(os.PRIO_PROCESS, 0, niceness)
+        if niceness > 0:  # and on the CPU the line leaves, where Linux allows it (storage/background.py)
+            run_in_the_background()
         hotline = _hotline()
         _load_transcriber(hotline)
         worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, event, exc, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.background import hurry, relax
 from storage.files import create_private_file, tighten_file
 from storage.sqlite_writers import WAITING_SUFFIX, WRITERS_SUFFIX, connection_factory
 
@@ -79,7 +80,17 @@ def make_engine(database_url: str) -> Engine:
         return engine
     engine = create_engine(database_url, **POOL)
     ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
+    hurry_while_in_a_transaction(engine)
     return engine
+
+
+def hurry_while_in_a_transaction(engine: Engine) -> None:
+    """A worker's thread that idles (storage/background.py) runs at the ordinary policy from a transaction's
+    begin to its end: its row locks may keep a webhook waiting. (On SQLite the writers' queue does this,
+    for the write lock alone.)"""
+    event.listen(engine, "begin", lambda _connection: hurry())
+    event.listen(engine, "commit", lambda _connection: relax())
+    event.listen(engine, "rollback", lambda _connection: relax())
 
 
 def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

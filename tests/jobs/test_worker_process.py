@@ -16,6 +16,7 @@ from sqlalchemy import select
 from jobs.worker_process import NICENESS, WakeWorkerProcess, WorkerProcess, listen_for_wakes
 from simulator.call import CallSimulator
 from simulator.transport import HttpTransport
+from storage.background import can_idle_and_come_back
 from storage.db import Database
 from storage.models import Job, JobKind, JobState
 from tests.support.audio import phone_wav
@@ -97,6 +98,17 @@ def _niceness(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _policies(pid: int) -> set[int]:
+    """The scheduling policies of a process's threads (field 41 of each thread's stat)."""
+    policies = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            policies.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[38]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended meanwhile
+    return policies
+
+
 def _stored_takes(database_url: str) -> int:
     db = Database(database_url)
     try:
@@ -140,6 +152,9 @@ def test_under_gunicorn_the_jobs_run_in_one_lower_priority_process_that_the_mast
 
         _report(twilio, "+447700900101")
         assert wait_until(lambda: _stored_takes(settings.database_url) == 1, timeout=30), output.read_text()[-3000:]
+        # Its threads idle between their holds, where Linux lets them come back (storage/background.py).
+        idle = os.SCHED_IDLE if can_idle_and_come_back() else os.SCHED_OTHER
+        assert wait_until(lambda: _policies(worker) == {idle}, timeout=10), _policies(worker)
 
         os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
         assert wait_until(lambda: [pid for pid in _job_processes(server.pid) if pid != worker], timeout=40)
