@@ -6,10 +6,13 @@ a core that a webhook wanted, and a caller's webhook waited that much longer (RE
 Under Linux's SCHED_IDLE policy a thread runs only on a core that nothing else wants, and a waking webhook
 takes the core from it at once.
 
-But a thread starved of CPU must not hold what a webhook waits for: SQLite's write lock (the writers'
-queue, storage/sqlite_writers.py) or a PostgreSQL transaction's row locks. While it holds one
-(`hurry`/`relax`, counted per thread), the thread runs under the ordinary policy at the process's
-niceness, and goes back to idling when it lets go.
+But a thread starved of CPU must not hold what a webhook waits for: a PostgreSQL transaction's row
+locks; SQLite's write lock, or a snapshot that a checkpoint of its write-ahead log waits for while holding
+that lock (storage/compaction.py LogEmptier; a worker idling mid-read kept the line's writers waiting up to
+its 0.2 s). So from a database transaction's begin to its end (storage/db.py, `hurry`/`relax`, counted for
+the process), all of the process's threads run under the ordinary policy at its niceness, and go back to
+idling when the last ends: the holder may need the interpreter lock from a thread that would otherwise be
+idling (decoding speech).
 
 Linux lets a thread back out of SCHED_IDLE only with CAP_SYS_NICE (root) or an RLIMIT_NICE that allows
 its niceness (systemd's LimitNICE=, e.g. LimitNICE=+10 for niceness 10). Without either, a thread that
@@ -19,12 +22,20 @@ from __future__ import annotations
 import os
 import threading
 
-_state = {"idle": False}
-_depth = threading.local()
+_state = {"idle": False, "holds": 0}
+_holds_lock = threading.Lock()
 
 
-def _set_policy(policy: int) -> None:
-    os.sched_setscheduler(0, policy, os.sched_param(0))  # 0: the calling thread (Linux's policy is per thread)
+def _set_policy(policy: int, thread: int = 0) -> None:
+    os.sched_setscheduler(thread, policy, os.sched_param(0))  # 0: the calling thread (Linux's is per thread)
+
+
+def _set_every_thread(policy: int) -> None:
+    for task in os.listdir("/proc/self/task"):
+        try:
+            _set_policy(policy, int(task))
+        except ProcessLookupError:
+            pass  # a thread that ended meanwhile
 
 
 def can_idle_and_come_back() -> bool:
@@ -58,32 +69,40 @@ def run_in_the_background() -> bool:
     return True
 
 
-def idles() -> bool:
-    """Whether this process's threads idle when they hold nothing."""
-    return _state["idle"]
-
-
 def hurry() -> None:
-    """The calling thread now holds something the line may wait on: it runs at the ordinary policy."""
+    """A thread of this process now holds something the line may wait on: every thread of it runs at the
+    ordinary policy until the last hold is let go. Every thread, not the holder alone: the holder may wait
+    for the interpreter lock, held by a thread (decoding speech) that would otherwise idle with it."""
     if not _state["idle"]:
         return
-    depth = getattr(_depth, "value", 0)
-    if depth == 0:
-        try:
-            _set_policy(os.SCHED_OTHER)
-        except OSError:  # allowed when the process began to idle; a hold must not fail for want of it
-            pass
-    _depth.value = depth + 1
+    with _holds_lock:
+        _state["holds"] += 1
+        if _state["holds"] == 1:
+            try:
+                _set_every_thread(os.SCHED_OTHER)
+            except OSError:  # allowed when the process began to idle; a hold must not fail for want of it
+                pass
 
 
 def relax() -> None:
-    """The calling thread let go of what it held (once for each hurry); at the last it idles again."""
+    """A hold let go of (one for each hurry); at the last, every thread of the process idles again."""
     if not _state["idle"]:
         return
-    depth = getattr(_depth, "value", 0)
-    if depth <= 0:
-        return  # a let-go with no hold to match (a transaction begun before the process idled)
-    _depth.value = depth - 1
-    if depth == 1:
-        _set_policy(os.SCHED_IDLE)  # always allowed
+    with _holds_lock:
+        if _state["holds"] <= 0:
+            return  # a let-go with no hold to match (a transaction begun before the process idled)
+        # (A hold never let go, a connection lost without its rollback event, leaves the process hurried:
+        # at niceness 10, as it ran before it idled.)
+        _state["holds"] -= 1
+        if _state["holds"] == 0:
+            _set_every_thread(os.SCHED_IDLE)  # always allowed
 
+
+def _after_fork_in_child() -> None:
+    # The child has only the forking thread: the other threads' holds are not in it, nor is their lock.
+    global _holds_lock
+    _holds_lock = threading.Lock()
+    _state["holds"] = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -77,6 +77,7 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
+        hurry_while_in_a_transaction(engine)
         return engine
     engine = create_engine(database_url, **POOL)
     ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
@@ -85,9 +86,9 @@ def make_engine(database_url: str) -> Engine:
 
 
 def hurry_while_in_a_transaction(engine: Engine) -> None:
-    """A worker's thread that idles (storage/background.py) runs at the ordinary policy from a transaction's
-    begin to its end: its row locks may keep a webhook waiting. (On SQLite the writers' queue does this,
-    for the write lock alone.)"""
+    """A worker's process that idles (storage/background.py) runs at the ordinary policy from a transaction's
+    begin to its end, reads included: on PostgreSQL its row locks may keep a webhook waiting; on SQLite its
+    write lock, and a reader's snapshot, which a checkpoint of the write-ahead log waits for holding it."""
     event.listen(engine, "begin", lambda _connection: hurry())
     event.listen(engine, "commit", lambda _connection: relax())
     event.listen(engine, "rollback", lambda _connection: relax())

@@ -39,8 +39,6 @@ import threading
 import time
 from pathlib import Path
 
-from storage.background import hurry, relax
-
 WRITERS_SUFFIX = "-writers"  # beside hotline.db, hotline.db-wal and hotline.db-shm
 WAITING_SUFFIX = "-writers-waiting"
 # A worker's transaction lets the line's writers go first for at most this long; it then queues with them,
@@ -106,7 +104,6 @@ class WriterQueue:
             # A folder this process cannot write to (SQLite could not make its -wal file there either).
             raise sqlite3.OperationalError(f"the writers' queue beside the database is unavailable "
                                            f"({errno.errorcode.get(error.errno, error.errno)})") from None
-        hurry()  # a worker's thread holds what the line waits on: not at idle priority (storage/background.py)
 
     def _let_the_line_go_first(self) -> None:
         waiting = self._file(self.waiting_path)
@@ -133,7 +130,6 @@ class WriterQueue:
             self._let_go_of_waiting()
         finally:
             self._thread_lock.release()
-            relax()
 
 
 _queues: dict[Path, WriterQueue] = {}

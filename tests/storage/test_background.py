@@ -1,5 +1,6 @@
 """A worker's process idles (SCHED_IDLE) except while it holds what the line may wait on (storage/background.py):
-SQLite's write lock, a PostgreSQL transaction. Where Linux would not let a thread come back, it never idles.
+a database transaction, reads included (SQLite's write lock, a reader's snapshot a checkpoint waits for,
+PostgreSQL's row locks). Where Linux would not let a thread come back, it never idles.
 
 Each story runs in a forked child, so that this process's threads keep their policy."""
 from __future__ import annotations
@@ -58,7 +59,7 @@ def idles_and_hurries() -> list[str]:
     seen.append(policy())
     background.hurry()
     seen.append(policy())
-    background.hurry()  # a second hold (the key store's database) inside the first
+    background.hurry()  # a second hold (the key store's database, another thread's) inside the first
     background.relax()
     seen.append(policy())  # still holding the first
     background.relax()
@@ -74,7 +75,9 @@ def test_a_worker_idles_and_runs_at_the_ordinary_policy_while_it_holds_something
     assert in_a_child(idles_and_hurries) == ["other", "idle", "other", "other", "idle", "idle"]
 
 
-def test_threads_the_worker_starts_afterwards_idle_and_hurry_on_their_own():
+def test_while_one_thread_holds_something_every_thread_of_the_worker_runs_at_the_ordinary_policy():
+    """The holder may wait for the interpreter lock held by another thread (decoding speech): that thread
+    must not be left idling meanwhile."""
     if not background.can_idle_and_come_back():
         pytest.skip("this machine's limits do not let a thread come back from SCHED_IDLE")
 
@@ -83,8 +86,8 @@ def test_threads_the_worker_starts_afterwards_idle_and_hurry_on_their_own():
         seen, holding, release = [], threading.Event(), threading.Event()
 
         def holder():
+            seen.append(policy())  # started after the process began to idle
             background.hurry()
-            seen.append(policy())
             holding.set()
             release.wait(PATIENCE)
             background.relax()
@@ -93,12 +96,61 @@ def test_threads_the_worker_starts_afterwards_idle_and_hurry_on_their_own():
         thread = threading.Thread(target=holder)
         thread.start()
         holding.wait(PATIENCE)
-        seen.append(policy())  # this thread holds nothing while the other does
+        seen.append(policy())  # this thread holds nothing, while the other does
         release.set()
         thread.join(PATIENCE)
+        seen.append(policy())
         return seen
 
-    assert in_a_child(story) == ["other", "idle", "idle"]
+    assert in_a_child(story) == ["idle", "other", "idle", "idle"]
+
+
+def checkpoint_behind_a_reader(database_url: str) -> list[str]:
+    """A worker's checkpoint (storage/compaction.py) holds SQLite's write lock while it waits for a reader."""
+    import sqlite3
+    import time
+
+    from storage import compaction
+    from storage.db import sqlite_file
+
+    sqlite_writers.write_in_the_background()
+    background.run_in_the_background()
+    database = Database(database_url)
+    with database.session() as session:
+        session.execute(text("CREATE TABLE marks (at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"))
+        session.commit()
+    reader = sqlite3.connect(sqlite_file(database_url), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM marks").fetchall()  # a snapshot older than the log's end, from here
+    with database.session() as session:
+        session.execute(text("INSERT INTO marks DEFAULT VALUES"))
+        session.commit()
+    seen, outcome = [policy()], []
+
+    def checkpoint():
+        with database.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA busy_timeout=3000")  # SQLite waits this long for the reader
+            outcome.append(compaction._checkpoint(connection))
+
+    thread = threading.Thread(target=checkpoint)
+    thread.start()
+    deadline = time.monotonic() + 2
+    while policy() != "other" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen.append(policy())
+    thread.join(PATIENCE)
+    seen.append(policy())
+    reader.close()
+    database.engine.dispose()
+    return seen + outcome
+
+
+def test_a_worker_s_checkpoint_runs_at_the_ordinary_policy_while_it_waits_for_a_reader(tmp_path):
+    if not background.can_idle_and_come_back():
+        pytest.skip("this machine's limits do not let a thread come back from SCHED_IDLE")
+    # The checkpoint could not finish (the reader kept its snapshot): it waited with the lock, hurried.
+    assert in_a_child(checkpoint_behind_a_reader, f"sqlite:///{tmp_path / 'hotline.db'}") == [
+        "idle", "other", "idle", False]
 
 
 def test_without_leave_to_come_back_a_worker_never_idles():
@@ -146,13 +198,9 @@ def any_database(request, tmp_path) -> str:
 def test_a_worker_holding_the_database_runs_at_the_ordinary_policy_and_idles_after(any_database):
     if not background.can_idle_and_come_back():
         pytest.skip("this machine's limits do not let a thread come back from SCHED_IDLE")
-    seen = in_a_child(hold_a_write, any_database, True)
-    if any_database.startswith("sqlite"):
-        # SQLite: only its write lock is a hold (a read waits on nobody, and nobody on it).
-        assert seen == ["idle", "idle", "other", "idle", "idle"]
-    else:
-        # PostgreSQL: the whole transaction, from its first statement (its row locks are taken as it goes).
-        assert seen == ["idle", "other", "other", "idle", "idle"]
+    # The whole transaction, from its first statement, a read: PostgreSQL's row locks are taken as it goes,
+    # and a checkpoint of SQLite's log waits for a reader's snapshot while it holds the write lock.
+    assert in_a_child(hold_a_write, any_database, True) == ["idle", "other", "other", "idle", "idle"]
 
 
 def test_the_line_s_threads_never_idle(any_database):
