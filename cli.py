@@ -150,13 +150,12 @@ def register_commands(app: Flask, create_app: Callable[..., Flask]) -> None:
         from jobs.worker import InProcessWorker
         from jobs.worker_process import listen_for_wakes
         from storage.background import run_in_the_background
-        from storage.sqlite_writers import write_in_the_background
 
-        write_in_the_background()  # on SQLite, the line's writers go first (storage/sqlite_writers.py)
         if niceness > os.getpriority(os.PRIO_PROCESS, 0):  # to that niceness (gunicorn's master may have set it)
             os.setpriority(os.PRIO_PROCESS, 0, niceness)
-        if niceness > 0:  # and on the CPU the line leaves, where Linux allows it (storage/background.py)
-            run_in_the_background()
+        # The line's writers go first; a nice worker also takes only the CPU the line leaves, where Linux
+        # allows it (storage/background.py).
+        run_in_the_background(idle=niceness > 0)
         hotline = _hotline()
         _load_transcriber(hotline)
         worker = InProcessWorker(hotline.workshop, threads or hotline.settings.worker_threads, poll_seconds=1.0)

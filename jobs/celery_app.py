@@ -85,9 +85,9 @@ def _check_before_starting(**_):
 
 @signals.worker_process_init.connect
 def _load_in_each_process(**_):
-    from storage.sqlite_writers import write_in_the_background
+    from storage.background import run_in_the_background
 
-    write_in_the_background()  # on SQLite, the line's writers go first (storage/sqlite_writers.py)
+    run_in_the_background(idle=False)  # on SQLite, the line's writers go first; on their own machines, no idling
     worker_workshop()
 
 

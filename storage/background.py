@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import threading
 
+from storage.sqlite_writers import write_in_the_background
+
 _state = {"idle": False, "holds": 0}
 _holds_lock = threading.Lock()
 
@@ -59,10 +61,13 @@ def can_idle_and_come_back() -> bool:
     return answer == [True]
 
 
-def run_in_the_background() -> bool:
-    """Put the calling thread, and every thread it starts after this, under SCHED_IDLE, if it can come back
-    out of it when it holds a lock. Call before starting the worker's threads. Returns whether it idles."""
-    if not can_idle_and_come_back():
+def run_in_the_background(idle: bool = True) -> bool:
+    """This process is a worker's: on SQLite its writers let the line's go first (storage/sqlite_writers.py);
+    and with idle, the calling thread, and every thread it starts after this, go under SCHED_IDLE, if they
+    can come back out of it when they hold a lock. Call before starting the worker's threads. Returns
+    whether it idles."""
+    write_in_the_background()
+    if not idle or not can_idle_and_come_back():
         return False
     _state["idle"] = True
     _set_policy(os.SCHED_IDLE)

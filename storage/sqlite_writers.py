@@ -13,8 +13,9 @@ So each connection that storage/db.py makes to a database file queues before the
 transaction (the statement at which pysqlite begins it), and lets go when the transaction ends:
 
 1. on its own process's thread lock, so that one thread of a process waits on what follows;
-2. a worker's process (`write_in_the_background`, jobs work and the Celery workers) first lets any writer
-   of the line's that is waiting go first, for at most MAX_DEFER_SECONDS a transaction: the line's
+2. a worker's process (`write_in_the_background`, through storage/background.py: jobs work and the Celery
+   workers) first lets any writer of the line's that is waiting go first, for at most MAX_DEFER_SECONDS
+   a transaction: the line's
    writers hold a shared lock on `<db>-writers-waiting` from the moment they queue, and the worker's
    polls for the exclusive one;
 3. on an exclusive POSIX record lock of `<db>-writers` (fcntl), which the kernel hands to a waiter the

@@ -113,7 +113,6 @@ def checkpoint_behind_a_reader(database_url: str) -> list[str]:
     from storage import compaction
     from storage.db import sqlite_file
 
-    sqlite_writers.write_in_the_background()
     background.run_in_the_background()
     database = Database(database_url)
     with database.session() as session:
@@ -169,7 +168,6 @@ def test_without_leave_to_come_back_a_worker_never_idles():
 def hold_a_write(database_url: str, background_worker: bool) -> list[str]:
     """A worker's (or the line's) thread: before, inside and after a write transaction, and after a read."""
     if background_worker:
-        sqlite_writers.write_in_the_background()
         background.run_in_the_background()
     database = Database(database_url)
     seen = [policy()]
@@ -205,3 +203,11 @@ def test_a_worker_holding_the_database_runs_at_the_ordinary_policy_and_idles_aft
 
 def test_the_line_s_threads_never_idle(any_database):
     assert in_a_child(hold_a_write, any_database, False) == ["other"] * 5
+
+
+def test_a_celery_worker_lets_the_line_s_writers_go_first_and_does_not_idle():
+    def story():
+        idled = background.run_in_the_background(idle=False)
+        return [idled, sqlite_writers._background["on"], policy()]
+
+    assert in_a_child(story) == [False, True, "other"]
