@@ -7,6 +7,7 @@ so an app that validates against its configured public URL accepts it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 from urllib.parse import urlsplit
@@ -75,11 +76,19 @@ class HttpTransport:
     ``forwarded_headers=False``).
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 15.0, forwarded_headers: bool = True):
+    # A server closes a connection left idle for its keep-alive (gunicorn: 2 s). A request sent on it just as
+    # it closes fails with the connection closed by the server, before any answer: a lost webhook. So a
+    # connection idle longer than this is not reused, and the request goes on a fresh one.
+    IDLE_REUSE_SECONDS = 1.5
+
+    def __init__(self, base_url: str, *, timeout: float = 15.0, forwarded_headers: bool = True,
+                 idle_reuse_seconds: float = IDLE_REUSE_SECONDS):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout  # Twilio gives up on a webhook after 15 s
         self.forwarded_headers = forwarded_headers
+        self.idle_reuse_seconds = idle_reuse_seconds
         self.session = requests.Session()
+        self._last_answer: float | None = None
 
     def send(self, method, public_base_url, path, form, headers) -> TransportResponse:
         headers = dict(headers)
@@ -87,6 +96,8 @@ class HttpTransport:
             public = urlsplit(public_base_url)
             headers.setdefault("X-Forwarded-Proto", public.scheme)
             headers.setdefault("X-Forwarded-Host", public.netloc)
+        if self._last_answer is not None and time.monotonic() - self._last_answer > self.idle_reuse_seconds:
+            self.session.close()  # its connections; the session opens new ones
         response = self.session.request(
             method,
             self.base_url + path,
@@ -95,6 +106,7 @@ class HttpTransport:
             timeout=self.timeout,
             allow_redirects=False,
         )
+        self._last_answer = time.monotonic()
         return TransportResponse(
             response.status_code,
             response.content,

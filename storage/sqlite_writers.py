@@ -12,7 +12,10 @@ webhooks' latency (README, Performance: Load).
 So each connection that storage/db.py makes to a database file queues before the first write of a
 transaction (the statement at which pysqlite begins it), and lets go when the transaction ends:
 
-1. on its own process's thread lock, so that one thread of a process waits on what follows;
+1. on its own process's thread lock, so that one thread of a process waits on what follows, handed to
+   the longest waiter once it has waited HAND_OVER_AFTER_SECONDS (TurnTakingLock: with a plain lock, a
+   thread that was running when it was let go, such as the one letting go, took it before the waiter
+   woken for it, and under load a webhook waited behind ten newcomers' transactions);
 2. a worker's process (`write_in_the_background`, through storage/background.py: jobs work and the Celery
    workers) first lets any writer of the line's that is waiting go first, for at most MAX_DEFER_SECONDS
    a transaction: the line's
@@ -31,6 +34,7 @@ databases (the line's and the key store) are told apart by the kernel (EDEADLK),
 that error too, instead of both waiting for ever."""
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import os
@@ -46,6 +50,10 @@ WAITING_SUFFIX = "-writers-waiting"
 # so a line that never stops writing slows its workers to a few transactions a second, and never stops them.
 MAX_DEFER_SECONDS = 0.25
 DEFER_POLL_SECONDS = 0.002
+# A writer of this process waiting this long is handed the queue next, ahead of any thread that asks later
+# (TurnTakingLock). Before that, whoever asks while it is free takes it: handing it to every waiter in turn
+# kept the paced tail lower but cost the saturated line 13% of its webhooks a second (README, Load).
+HAND_OVER_AFTER_SECONDS = 0.005
 
 # pysqlite begins a transaction before these (its own test of a statement's first word); an explicit BEGIN
 # begins one, and so does a SAVEPOINT outside one. A transaction ends at COMMIT, ROLLBACK or the outermost
@@ -60,6 +68,74 @@ def write_in_the_background() -> None:
     _background["on"] = True
 
 
+class _Waiter:
+    __slots__ = ("bell", "since", "rung", "handed")
+
+    def __init__(self):
+        self.bell = threading.Lock()
+        self.bell.acquire()  # released to wake this waiter
+        self.since = time.monotonic()
+        self.rung = False  # woken to try for the lock, and not yet up
+        self.handed = False  # given the lock outright
+
+
+class TurnTakingLock:
+    """A thread lock that a thread may take whenever it is free, even past threads already waiting (the
+    quickest way through under load: the thread that asks is running, a waiter has first to wake), but
+    that is handed straight to the longest waiter once it has waited HAND_OVER_AFTER_SECONDS, so that no
+    writer waits behind newcomer after newcomer."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        while True:
+            remaining = deadline - time.monotonic()
+            woken = remaining > 0 and waiter.bell.acquire(timeout=remaining)
+            with self._mutex:
+                if waiter.handed:
+                    return True
+                if not woken:  # out of time: out of the line, and the next one woken if this one was
+                    self._waiters.remove(waiter)
+                    if waiter.rung and not self._held:
+                        self._ring_first()
+                    return False
+                waiter.rung = False
+                if not self._held:
+                    self._held = True
+                    self._waiters.remove(waiter)
+                    return True
+                # A thread that was running took it first: wait again, first in line.
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters and time.monotonic() - self._waiters[0].since >= HAND_OVER_AFTER_SECONDS:
+                first = self._waiters.popleft()
+                first.handed = True  # held still: the first waiter's now
+                if not first.rung:
+                    first.bell.release()
+                return
+            self._held = False
+            self._ring_first()
+
+    def _ring_first(self) -> None:
+        if self._waiters and not self._waiters[0].rung:
+            self._waiters[0].rung = True
+            self._waiters[0].bell.release()
+
+    def waiters(self) -> int:
+        return len(self._waiters)
+
+
 class WriterQueue:
     """The queue for one database file, in one process."""
 
@@ -67,15 +143,19 @@ class WriterQueue:
         self.writers_path = database.with_name(database.name + WRITERS_SUFFIX)
         self.waiting_path = database.with_name(database.name + WAITING_SUFFIX)
         self.timeout = timeout
-        self._thread_lock = threading.Lock()
+        self._thread_lock = TurnTakingLock()
         self._files: dict[Path, int] = {}
         self._waiting_held = False
 
     def forget_after_fork(self) -> None:
         """In a forked child: its parent's threads, and whatever they held, are not in it; nor are the
         parent's record locks, and it opens the files again for its own."""
-        self._thread_lock = threading.Lock()
+        self._thread_lock = TurnTakingLock()
         self._files, self._waiting_held = {}, False
+
+    def waiters(self) -> int:
+        """This process's threads waiting behind the one that holds its place in the queue."""
+        return self._thread_lock.waiters()
 
     def _file(self, path: Path) -> int:
         # Record locks belong to a process, and a process lets go of all it holds on a file when it closes

@@ -48,3 +48,75 @@ def test_an_unreachable_app_is_a_clear_error(fake_twilio, credentials):
         sim.dial()
     call = sim.dial(strict=False)
     assert call.is_over and call.ended_by == "error"
+
+
+class KeepAliveServer:
+    """Answers each request with 200 and keeps the connection open, or (close_when_reused) closes a
+    connection that brings a second request without answering it: a server whose keep-alive ran out just
+    as the client reused the connection."""
+
+    def __init__(self, close_when_reused: bool):
+        import socket
+
+        self.close_when_reused = close_when_reused
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection) -> None:
+        with connection:
+            for served in range(100):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += connection.recv(65536)
+                if served and self.close_when_reused:
+                    return
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 11\r\n\r\n<Response/>")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_left_idle_is_not_reused_where_the_server_may_be_closing_it():
+    server = KeepAliveServer(close_when_reused=True)
+    transport = HttpTransport(server.url, idle_reuse_seconds=0.2)
+    try:
+        assert transport.send("POST", PUBLIC, "/ivr/voice", {"CallSid": "CA1"}, {}).status == 200
+        import time
+
+        time.sleep(0.3)  # idle past the transport's limit, as a caller in a stalled run
+        assert transport.send("POST", PUBLIC, "/ivr/welcome", {"Digits": "1"}, {}).status == 200
+        assert server.connections == 2
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_a_connection_in_use_is_kept():
+    server = KeepAliveServer(close_when_reused=False)
+    transport = HttpTransport(server.url, idle_reuse_seconds=5)
+    try:
+        for step in ("voice", "welcome", "anonymity"):
+            assert transport.send("POST", PUBLIC, f"/ivr/{step}", {"CallSid": "CA1"}, {}).status == 200
+        assert server.connections == 1
+    finally:
+        transport.close()
+        server.close()

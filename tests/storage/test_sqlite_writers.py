@@ -202,6 +202,93 @@ def test_a_thread_waiting_on_its_own_other_connection_gets_sqlite_s_error(tmp_pa
     second.commit()
 
 
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, "stuck"
+        time.sleep(0.001)
+
+
+def test_a_process_s_writers_who_waited_go_in_the_order_they_came(database):
+    """Its thread lock hands the queue to its longest waiter once that one has waited a moment: a writer
+    that has just let go and writes again (as any thread running when it is let go) goes behind them."""
+    holder = connect(database)
+    holder.execute("INSERT INTO takes (writer) VALUES ('holder')")
+    queue = holder.writer_queue
+    waiting = []
+    for n in range(4):
+        def write(name=f"waiter {n}"):
+            connection = connect(database)
+            connection.execute("INSERT INTO takes (writer) VALUES (?)", (name,))
+            connection.commit()
+        waiting.append(threading.Thread(target=write))
+        waiting[-1].start()
+        wait_until(lambda: queue.waiters() == n + 1)
+    time.sleep(sqlite_writers.HAND_OVER_AFTER_SECONDS)
+    holder.commit()
+    holder.execute("INSERT INTO takes (writer) VALUES ('holder again')")
+    holder.commit()
+    for thread in waiting:
+        thread.join(PATIENCE)
+    assert writers(database) == ["holder", "waiter 0", "waiter 1", "waiter 2", "waiter 3", "holder again"]
+
+
+def test_a_thread_running_when_the_lock_is_let_go_may_take_it_before_a_waiter_of_a_moment(monkeypatch):
+    monkeypatch.setattr(sqlite_writers, "HAND_OVER_AFTER_SECONDS", PATIENCE)  # every waiter "of a moment"
+    lock = sqlite_writers.TurnTakingLock()
+    assert lock.acquire(timeout=1)
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: lock.acquire(timeout=PATIENCE) and got.set())
+    waiter.start()
+    wait_until(lambda: lock.waiters() == 1)
+    lock.release()
+    assert lock.acquire(timeout=1)  # at once: the waiter has yet to wake
+    assert not got.is_set() and lock.waiters() == 1
+    lock.release()
+    assert got.wait(PATIENCE)  # and the waiter is not forgotten
+    waiter.join(PATIENCE)
+    assert lock.waiters() == 0
+
+
+def test_a_waiter_that_has_waited_long_enough_is_handed_the_lock():
+    lock = sqlite_writers.TurnTakingLock()
+    assert lock.acquire(timeout=1)
+    got, done = threading.Event(), threading.Event()
+
+    def wait_then_hold():
+        assert lock.acquire(timeout=PATIENCE)
+        got.set()
+        done.wait(PATIENCE)
+        lock.release()
+
+    waiter = threading.Thread(target=wait_then_hold)
+    waiter.start()
+    wait_until(lambda: lock.waiters() == 1)
+    time.sleep(sqlite_writers.HAND_OVER_AFTER_SECONDS)
+    lock.release()
+    assert not lock.acquire(timeout=0.05)  # the waiter's now, woken or not
+    assert got.wait(PATIENCE)
+    done.set()
+    waiter.join(PATIENCE)
+    assert lock.acquire(timeout=1)
+
+
+def test_a_waiter_out_of_time_leaves_the_line_and_the_next_is_still_served():
+    lock = sqlite_writers.TurnTakingLock()
+    assert lock.acquire(timeout=1)
+    outcomes = []
+    impatient = threading.Thread(target=lambda: outcomes.append(("impatient", lock.acquire(timeout=0.05))))
+    impatient.start()
+    wait_until(lambda: lock.waiters() == 1)
+    patient = threading.Thread(target=lambda: outcomes.append(("patient", lock.acquire(timeout=PATIENCE))))
+    patient.start()
+    impatient.join(PATIENCE)
+    wait_until(lambda: lock.waiters() == 1)
+    lock.release()
+    patient.join(PATIENCE)
+    assert outcomes == [("impatient", False), ("patient", True)]
+
+
 def cross(first: str, second: str, holding, go, outcome) -> None:
     """A child: writes to `first`, then, once told, to `second`; reports what happened."""
     a, b = connect(Path(first), busy_ms=30_000), connect(Path(second), busy_ms=30_000)
