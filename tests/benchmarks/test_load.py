@@ -58,3 +58,16 @@ def test_under_gunicorn_each_answer_s_time_is_read_and_the_server_stops(tmp_path
 def test_the_machine_s_stolen_cpu_time_is_read_from_proc_stat():
     stolen, total = cpu_ticks()
     assert total > 0 and 0 <= stolen <= total
+
+
+def test_the_profile_finds_the_time_in_sqlite_itself(tmp_path, twilio_auth_token, capsys):
+    """Its row for SQLite's own execute read 0 once the line's cursors became the writers' queue's
+    (storage/sqlite_writers.py), which cProfile names after their class."""
+    from benchmarks.load import ACCOUNT_SID, profile_webhooks
+    from simulator.fake_twilio import FakeTwilio
+
+    with FakeTwilio(ACCOUNT_SID, twilio_auth_token) as fake:  # the benchmark's account, as its runs use
+        profile_webhooks(str(tmp_path), fake, twilio_auth_token, 3)
+    rows = {line[:64].strip(): line[64:].split() for line in capsys.readouterr().out.splitlines() if len(line) > 64}
+    whole, sqlite = float(rows["whole request (Flask wsgi_app)"][0]), float(rows["of which in SQLite itself (cursor.execute)"][0])
+    assert 0 < sqlite < whole
