@@ -52,7 +52,8 @@ MAX_DEFER_SECONDS = 0.25
 DEFER_POLL_SECONDS = 0.002
 # A writer of this process waiting this long is handed the queue next, ahead of any thread that asks later
 # (TurnTakingLock). Before that, whoever asks while it is free takes it: handing it to every waiter in turn
-# kept the paced tail lower but cost the saturated line 13% of its webhooks a second (README, Load).
+# did not lower the paced tail in one set of rounds, and cost the saturated line 13% of its webhooks a
+# second in another (README, Load).
 HAND_OVER_AFTER_SECONDS = 0.005
 
 # pysqlite begins a transaction before these (its own test of a statement's first word); an explicit BEGIN
