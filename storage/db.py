@@ -125,7 +125,7 @@ class Database:
         self.engine = make_engine(database_url)
         # The ORM's classes are otherwise set up on their first use, which for a web process is its first
         # new case: 30 ms of CPU inside that webhook's write transaction, every other writer queued behind it.
-        import storage.models  # noqa: F401  (each database's models: the key store's import their own)
+        import storage.models  # noqa: F401  (the line's models, here first if nothing has imported them yet)
 
         configure_mappers()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

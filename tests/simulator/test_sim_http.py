@@ -1,5 +1,7 @@
 """The same call over real HTTP: the app runs in a server, the simulator is a network client."""
+import socket
 import threading
+import time
 
 import pytest
 from werkzeug.serving import make_server
@@ -56,8 +58,6 @@ class KeepAliveServer:
     as the client reused the connection."""
 
     def __init__(self, close_when_reused: bool):
-        import socket
-
         self.close_when_reused = close_when_reused
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -100,8 +100,6 @@ def test_a_connection_left_idle_is_not_reused_where_the_server_may_be_closing_it
     transport = HttpTransport(server.url, idle_reuse_seconds=0.2)
     try:
         assert transport.send("POST", PUBLIC, "/ivr/voice", {"CallSid": "CA1"}, {}).status == 200
-        import time
-
         time.sleep(0.3)  # idle past the transport's limit, as a caller in a stalled run
         assert transport.send("POST", PUBLIC, "/ivr/welcome", {"Digits": "1"}, {}).status == 200
         assert server.connections == 2

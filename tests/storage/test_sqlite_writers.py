@@ -24,6 +24,7 @@ from sqlalchemy import text
 from storage import sqlite_writers
 from storage.db import Database
 from storage.sqlite_writers import MAX_DEFER_SECONDS, WAITING_SUFFIX, WRITERS_SUFFIX, connection_factory
+from tests.support.processes import wait_until
 
 FORK = multiprocessing.get_context("fork")
 PATIENCE = 30  # seconds any step of a test may take before it counts as stuck
@@ -202,11 +203,8 @@ def test_a_thread_waiting_on_its_own_other_connection_gets_sqlite_s_error(tmp_pa
     second.commit()
 
 
-def wait_until(condition) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, "stuck"
-        time.sleep(0.001)
+def waits_for(condition) -> bool:
+    return wait_until(condition, timeout=PATIENCE, interval=0.001)
 
 
 def test_a_process_s_writers_who_waited_go_in_the_order_they_came(database):
@@ -223,7 +221,7 @@ def test_a_process_s_writers_who_waited_go_in_the_order_they_came(database):
             connection.commit()
         waiting.append(threading.Thread(target=write))
         waiting[-1].start()
-        wait_until(lambda: queue.waiters() == n + 1)
+        assert waits_for(lambda: queue.waiters() == n + 1)
     time.sleep(sqlite_writers.HAND_OVER_AFTER_SECONDS)
     holder.commit()
     holder.execute("INSERT INTO takes (writer) VALUES ('holder again')")
@@ -240,7 +238,7 @@ def test_a_thread_running_when_the_lock_is_let_go_may_take_it_before_a_waiter_of
     got = threading.Event()
     waiter = threading.Thread(target=lambda: lock.acquire(timeout=PATIENCE) and got.set())
     waiter.start()
-    wait_until(lambda: lock.waiters() == 1)
+    assert waits_for(lambda: lock.waiters() == 1)
     lock.release()
     assert lock.acquire(timeout=1)  # at once: the waiter has yet to wake
     assert not got.is_set() and lock.waiters() == 1
@@ -263,7 +261,7 @@ def test_a_waiter_that_has_waited_long_enough_is_handed_the_lock():
 
     waiter = threading.Thread(target=wait_then_hold)
     waiter.start()
-    wait_until(lambda: lock.waiters() == 1)
+    assert waits_for(lambda: lock.waiters() == 1)
     time.sleep(sqlite_writers.HAND_OVER_AFTER_SECONDS)
     lock.release()
     assert not lock.acquire(timeout=0.05)  # the waiter's now, woken or not
@@ -279,11 +277,11 @@ def test_a_waiter_out_of_time_leaves_the_line_and_the_next_is_still_served():
     outcomes = []
     impatient = threading.Thread(target=lambda: outcomes.append(("impatient", lock.acquire(timeout=0.05))))
     impatient.start()
-    wait_until(lambda: lock.waiters() == 1)
+    assert waits_for(lambda: lock.waiters() == 1)
     patient = threading.Thread(target=lambda: outcomes.append(("patient", lock.acquire(timeout=PATIENCE))))
     patient.start()
     impatient.join(PATIENCE)
-    wait_until(lambda: lock.waiters() == 1)
+    assert waits_for(lambda: lock.waiters() == 1)
     lock.release()
     patient.join(PATIENCE)
     assert outcomes == [("impatient", False), ("patient", True)]
