@@ -10,13 +10,13 @@ from .errors import AppResponseError, SimulatorError, TwimlError
 from .fake_twilio import FakeTwilio, LoggedRequest
 from .params import WITHHELD_NUMBER
 from .signing import SIGNATURE_HEADER, sign, signed_headers
-from .transport import FlaskClientTransport, HttpTransport, TransportResponse
+from .transport import FlaskClientTransport, HttpTransport, TransportError, TransportResponse
 from .twiml import Document, Verb, parse_twiml
 from .webhooks import Exchange, Webhook
 
 __all__ = [
     "AppResponseError", "CallSimulator", "DEFAULT_CALLER", "DEFAULT_HOTLINE_NUMBER", "DialedCall", "Document", "Exchange",
     "FakeTwilio", "FlaskClientTransport", "HttpTransport", "LoggedRequest", "RecordingOutcome", "SIGNATURE_HEADER",
-    "SimulatedCall", "SimulatorError", "TransportResponse", "TwimlError", "Verb", "WITHHELD_NUMBER", "Webhook",
+    "SimulatedCall", "SimulatorError", "TransportError", "TransportResponse", "TwimlError", "Verb", "WITHHELD_NUMBER", "Webhook",
     "padded_wav", "parse_twiml", "sign", "signed_headers", "silence_wav", "tone_wav", "wav_info",
 ]

@@ -25,15 +25,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urljoin
 
-import requests
-
 from . import webhooks as kinds
 from .audio import encoded_duration, tone_wav, trim_silence, truncate, wav_info
 from .errors import AppResponseError, SimulatorError, TwimlError
 from .params import CallIdentity
 from .sids import new_sid
 from .signing import SIGNATURE_HEADER, signed_headers
-from .transport import FlaskClientTransport, Transport, TransportResponse
+from .transport import FlaskClientTransport, Transport, TransportError, TransportResponse
 from .twiml import Document, Verb, parse_twiml
 from .webhooks import Exchange, Webhook
 
@@ -684,7 +682,7 @@ class SimulatedCall:
         try:
             response = self.transport.send(webhook.method, self.public_base_url, path, webhook.form, sent_headers)
             exchange = Exchange(webhook, response, attempt, self.clock)
-        except requests.RequestException as exc:
+        except TransportError as exc:
             exchange = Exchange(webhook, None, attempt, self.clock, error=f"could not reach the app ({exc.__class__.__name__}: {exc})")
         self.exchanges.append(exchange)
         return exchange

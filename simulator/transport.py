@@ -7,12 +7,12 @@ so an app that validates against its configured public URL accepts it.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Mapping, Protocol
-from urllib.parse import urlsplit
-
-import requests
+from urllib.parse import urlencode, urlsplit
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,20 @@ class FlaskClientTransport:
             response.close()
 
 
+class TransportError(Exception):
+    """The request got no answer: the app could not be reached, closed the connection, or timed out."""
+
+
 class HttpTransport:
     """Over the network, to an app server at ``base_url`` (e.g. ``http://127.0.0.1:5000``).
 
     The path after the public base URL is appended to ``base_url``. Like a reverse proxy or tunnel
     in front of the app, it sends X-Forwarded-Proto/-Host naming the public URL (turn off with
     ``forwarded_headers=False``).
+
+    Plain http.client, with its connections kept alive: Twilio runs on its own machines, and a load run
+    (benchmarks/load.py) shares this machine's cores with the servers it measures. Through requests, each
+    webhook cost the load generator more CPU than the bare endpoint spent answering it.
     """
 
     # A server closes a connection left idle for its keep-alive (gunicorn: 2 s). A request sent on it just as
@@ -84,11 +92,28 @@ class HttpTransport:
     def __init__(self, base_url: str, *, timeout: float = 15.0, forwarded_headers: bool = True,
                  idle_reuse_seconds: float = IDLE_REUSE_SECONDS):
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._connection_class = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+        self._netloc = parts.netloc
+        self._prefix = parts.path
         self.timeout = timeout  # Twilio gives up on a webhook after 15 s
         self.forwarded_headers = forwarded_headers
         self.idle_reuse_seconds = idle_reuse_seconds
-        self.session = requests.Session()
-        self._last_answer: float | None = None
+        # Idle connections and when each last answered; a simulated call may send a status callback on
+        # another thread while its own request is out, so each request takes one of its own.
+        self._idle: list[tuple[HTTPConnection, float]] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> HTTPConnection:
+        with self._lock:
+            while self._idle:
+                connection, answered_at = self._idle.pop()
+                if time.monotonic() - answered_at <= self.idle_reuse_seconds:
+                    return connection
+                connection.close()
+        return self._connection_class(self._netloc, timeout=self.timeout)
 
     def send(self, method, public_base_url, path, form, headers) -> TransportResponse:
         headers = dict(headers)
@@ -96,23 +121,32 @@ class HttpTransport:
             public = urlsplit(public_base_url)
             headers.setdefault("X-Forwarded-Proto", public.scheme)
             headers.setdefault("X-Forwarded-Host", public.netloc)
-        if self._last_answer is not None and time.monotonic() - self._last_answer > self.idle_reuse_seconds:
-            self.session.close()  # its connections; the session opens new ones
-        response = self.session.request(
-            method,
-            self.base_url + path,
-            data=dict(form) if form is not None and method == "POST" else None,
-            headers=headers,
-            timeout=self.timeout,
-            allow_redirects=False,
-        )
-        self._last_answer = time.monotonic()
+        body = None
+        if form is not None and method == "POST":
+            body = urlencode(dict(form)).encode("ascii")
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        connection = self._connection()
+        try:
+            connection.request(method, self._prefix + path, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+        except (OSError, HTTPException) as error:
+            connection.close()
+            raise TransportError(f"{type(error).__name__}: {error}") from error
+        if response.will_close:
+            connection.close()
+        else:
+            with self._lock:
+                self._idle.append((connection, time.monotonic()))
         return TransportResponse(
-            response.status_code,
-            response.content,
-            response.headers.get("Content-Type", ""),
-            dict(response.headers),
+            response.status,
+            content,
+            response.getheader("Content-Type", ""),
+            dict(response.getheaders()),
         )
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            connection.close()

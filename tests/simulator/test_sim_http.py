@@ -6,7 +6,7 @@ import time
 import pytest
 from werkzeug.serving import make_server
 
-from simulator import AppResponseError, CallSimulator, HttpTransport, tone_wav
+from simulator import AppResponseError, CallSimulator, HttpTransport, TransportError, tone_wav
 from toy_hotline import PUBLIC, make_toy_app
 
 
@@ -57,8 +57,10 @@ class KeepAliveServer:
     connection that brings a second request without answering it: a server whose keep-alive ran out just
     as the client reused the connection."""
 
-    def __init__(self, close_when_reused: bool):
+    def __init__(self, close_when_reused: bool, answer_together: int = 1):
         self.close_when_reused = close_when_reused
+        # With answer_together > 1, no request is answered until that many are waiting at once.
+        self.together = threading.Barrier(answer_together, timeout=5)
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -89,6 +91,8 @@ class KeepAliveServer:
                     body += connection.recv(65536)
                 if served and self.close_when_reused:
                     return
+                if self.together.parties > 1 and served == 0:
+                    self.together.wait()
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 11\r\n\r\n<Response/>")
 
     def close(self) -> None:
@@ -115,6 +119,41 @@ def test_a_connection_in_use_is_kept():
         for step in ("voice", "welcome", "anonymity"):
             assert transport.send("POST", PUBLIC, f"/ivr/{step}", {"CallSid": "CA1"}, {}).status == 200
         assert server.connections == 1
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_a_connection_the_server_closes_unanswered_is_a_transport_error_and_the_next_request_a_new_one():
+    server = KeepAliveServer(close_when_reused=True)
+    transport = HttpTransport(server.url, idle_reuse_seconds=5)
+    try:
+        assert transport.send("POST", PUBLIC, "/ivr/voice", {"CallSid": "CA1"}, {}).status == 200
+        with pytest.raises(TransportError):
+            transport.send("POST", PUBLIC, "/ivr/welcome", {"Digits": "1"}, {})
+        assert transport.send("POST", PUBLIC, "/ivr/welcome", {"Digits": "1"}, {}).status == 200
+        assert server.connections == 2
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_requests_at_once_each_go_on_a_connection_of_their_own_and_both_are_kept():
+    # A simulated call's status callback may go out on another thread while its own request is answered.
+    server = KeepAliveServer(close_when_reused=False, answer_together=2)
+    transport = HttpTransport(server.url, idle_reuse_seconds=5)
+    statuses = []
+    try:
+        senders = [threading.Thread(target=lambda: statuses.append(
+            transport.send("POST", PUBLIC, "/ivr/status", {"CallSid": "CA1"}, {}).status)) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(10)
+        assert statuses == [200, 200] and server.connections == 2
+        for step in ("voice", "welcome"):
+            assert transport.send("POST", PUBLIC, f"/ivr/{step}", {"CallSid": "CA1"}, {}).status == 200
+        assert server.connections == 2
     finally:
         transport.close()
         server.close()
