@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from flask import Flask, jsonify
+from flask.sessions import SessionInterface
 
 from settings import Settings
 from wiring import build_hotline, make_transcriber
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     # The line keeps no sessions and signs nothing, so Flask's secret is random per process: never the
     # PIN key (it used to be), never any other key of ours.
     app.config.update(SECRET_KEY=secrets.token_bytes(32), HOTLINE_SETTINGS=settings, MAX_CONTENT_LENGTH=64 * 1024)
+    app.session_interface = NoSessions()
     hotline = build_hotline(settings, check_schema=start_worker)
     app.extensions["hotline"] = hotline
 
@@ -68,6 +70,17 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         atexit.register(hotline.dispatcher.stop)
         app.extensions["hotline.metrics"] = observability.serve_web_process(settings, hotline.db)
     return app
+
+
+class NoSessions(SessionInterface):
+    """Flask's session, never opened: Twilio sends no cookie, and the line reads and sets none. Flask's own
+    cookie session built its signer for every webhook (a twentieth of the line's CPU a webhook, under load)."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 def _configure_logging() -> None:

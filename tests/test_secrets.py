@@ -34,6 +34,16 @@ def test_the_line_s_flask_secret_is_not_the_pin_key(app, settings):
     assert app.config["SECRET_KEY"] not in (settings.pin_key, settings.pin_key.encode())
 
 
+def test_the_line_opens_no_session_and_sets_no_cookie(app):
+    from flask import session
+    from flask.sessions import NullSession
+
+    with app.test_request_context("/healthz"):
+        app.preprocess_request()
+        assert isinstance(session._get_current_object(), NullSession)
+    assert "Set-Cookie" not in app.test_client().get("/healthz").headers
+
+
 def test_each_line_process_has_its_own_flask_secret(settings):
     from app import create_app
 
