@@ -669,7 +669,7 @@ def profile_webhooks(workspace: str, fake, token: str, calls: int) -> None:
         ("call flow and desk, their SQL included (CallFlow.handle)", ours("ivr/flow.py", "handle")),
         ("callbacks' desk work (recording status, call ended)", ours("ivr/desk.py", "recording_status", "call_ended")),
         ("commit, with the flush of what the flow changed", lambda p, n: n == "commit" and p.endswith("orm/session.py")),
-        ("TwiML rendering (twilio VoiceResponse)", ours("ivr/twiml.py", "render")),
+        ("TwiML rendering (ivr/twiml.py)", ours("ivr/twiml.py", "render")),
     ]
     across = [
         ("SQL statements (SQLAlchemy Connection.execute)", ours("engine/base.py", "_execute_context")),
