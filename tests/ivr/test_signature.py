@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
+from ivr.signature import signature_of
 from storage.models import Call
 from tests.conftest import PUBLIC_BASE_URL
 from tests.support.webhooks import SignedTwilio, call_params, new_call_sid
@@ -137,3 +140,24 @@ def test_a_signature_made_with_another_token_is_refused(app, hotline):
 @pytest.mark.parametrize("path", ["/ivr/status", "/ivr/recording-status", "/ivr/category", "/ivr/nope"])
 def test_every_ivr_path_requires_the_signature(twilio, path):
     assert twilio.post(path, call_params(new_call_sid()), signature=False).status_code == 403
+
+
+# --- the signature itself, against twilio's own helper ---------------------------------------------------
+
+_names = st.sampled_from(["CallSid", "From", "Digits", "RecordingUrl", "Extra", "a", "A", "a_b", "É"]) | st.text(max_size=8)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(token=st.text(min_size=1, max_size=40), path=st.text(max_size=30),
+       pairs=st.lists(st.tuples(_names, st.text(max_size=20)), max_size=12))
+def test_the_signature_is_twilios_for_any_form(token, path, pairs):
+    # Repeated names, repeated values, empty ones, any Unicode: the same answer as twilio's helper.
+    url = PUBLIC_BASE_URL + "/ivr/" + path
+    form = MultiDict(pairs)
+    assert signature_of(token, url, form) == RequestValidator(token).compute_signature(url, form)
+
+
+def test_the_signature_changes_with_each_value_a_repeated_name_holds():
+    one = MultiDict([("Extra", "one"), ("Extra", "two")])
+    other = MultiDict([("Extra", "one"), ("Extra", "three")])
+    assert signature_of("token", PUBLIC_BASE_URL, one) != signature_of("token", PUBLIC_BASE_URL, other)
