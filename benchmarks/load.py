@@ -23,7 +23,8 @@ Targets (issue 10): p99 <= 1.5x bare, saturated throughput >= 0.7x bare, zero er
 in this process (threads), on the same machine: it costs CPU too, the same for both servers. Its garbage
 collector is paused during each phase (`collector_paused`), which would otherwise stop every simulated
 caller at once now and then, in whichever phase it fell.
---profile also runs a few hundred in-process webhooks under cProfile and prints where the time goes.
+--profile also runs a few hundred in-process webhooks under cProfile and prints where the time goes (d),
+then the same without a profiler, each part's CPU time beside the bare endpoint's whole request (e).
 """
 from __future__ import annotations
 
@@ -61,8 +62,69 @@ MAX_SECONDS_PER_PHASE = 600  # every loop here is bounded
 
 def bare_app(public_base_url: str = PUBLIC_BASE_URL):
     """Fixed TwiML per path, shaped like the hotline's answers, so the simulator makes the same calls."""
+    return _fixed_twiml_app("bare", public_base_url)
+
+
+def checked_app(public_base_url: str = PUBLIC_BASE_URL, auth_token: str | None = None, folder: Path | None = None):
+    """The bare endpoint's answers after the two things no correct webhook of the line can skip: Twilio's
+    signature checked (ivr/signature.py, as the line checks it: 403 if it fails) and one row written and
+    committed (the call's sid and the step, with sqlite3 itself, in WAL mode with synchronous=NORMAL as
+    storage/db.py sets it). A reference between the bare endpoint and the line, not a target: each web
+    process writes a database file of its own (HOTLINE_DATA_DIR/checked-PID.db), so it never waits on
+    another's lock, and it keeps nothing else of a report. The token and the folder come from the line's
+    environment variables (TWILIO_AUTH_TOKEN, HOTLINE_DATA_DIR) unless given."""
+    import sqlite3
+
+    from flask import abort, request
+
+    from ivr.signature import twilio_signature_is_valid
+
+    auth_token = auth_token or os.environ["TWILIO_AUTH_TOKEN"]
+    folder = folder or Path(os.environ["HOTLINE_DATA_DIR"])
+    local = threading.local()
+
+    def connection() -> sqlite3.Connection:
+        if getattr(local, "pid", None) != os.getpid():  # a forked worker opens its own
+            local.pid = os.getpid()
+            local.connection = sqlite3.connect(folder / f"checked-{os.getpid()}.db", timeout=5, isolation_level=None)
+            local.connection.execute("PRAGMA journal_mode=WAL")
+            local.connection.execute("PRAGMA synchronous=NORMAL")
+            local.connection.execute("CREATE TABLE IF NOT EXISTS webhooks (id INTEGER PRIMARY KEY, call_sid TEXT, step TEXT)")
+        return local.connection
+
+    def check_and_write(step: str) -> None:
+        if not twilio_signature_is_valid(request, public_base_url, auth_token):
+            abort(403)
+        database = connection()
+        database.execute("BEGIN")
+        database.execute("INSERT INTO webhooks (call_sid, step) VALUES (?, ?)", (request.form.get("CallSid", ""), step))
+        database.execute("COMMIT")
+
+    return _fixed_twiml_app("checked", public_base_url, first=check_and_write)
+
+
+def _fixed_twiml_app(name: str, public_base_url: str, first: Callable[[str], None] | None = None):
     from flask import Flask, Response
 
+    answers = _fixed_answers(public_base_url)
+    app = Flask(name)
+
+    @app.post("/ivr/<step>")
+    def webhook(step: str):
+        if first is not None:
+            first(step)
+        if step in ("recording-status", "status"):
+            return Response(status=204)
+        return Response(answers.get(step, answers["read-back"]), mimetype="text/xml")
+
+    @app.get("/healthz")
+    def healthz():
+        return "ok"
+
+    return app
+
+
+def _fixed_answers(public_base_url: str) -> dict[str, str]:
     base = public_base_url.rstrip("/")
 
     def gather(step: str, text: str) -> str:
@@ -86,24 +148,13 @@ def bare_app(public_base_url: str = PUBLIC_BASE_URL):
         "read-back": ('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-GB" voice="Polly.Amy">'
                       'Thank you for calling. Goodbye.</Say><Hangup /></Response>'),
     }
-    app = Flask("bare")
-
-    @app.post("/ivr/<step>")
-    def webhook(step: str):
-        if step in ("recording-status", "status"):
-            return Response(status=204)
-        return Response(answers.get(step, answers["read-back"]), mimetype="text/xml")
-
-    @app.get("/healthz")
-    def healthz():
-        return "ok"
-
-    return app
+    return answers
 
 
 # --- the servers -----------------------------------------------------------------------------------
 
 BARE_AGAIN = "bare again"  # the bare endpoint's second turn, at the end of the run
+CHECKED = "checked"  # the bare endpoint with the signature check and one committed row: a reference, not judged
 GUNICORN_OVERRIDES: dict[str, str] = {}  # --workers/--threads from the command line, for experiments
 
 
@@ -514,6 +565,9 @@ def _run(quick: bool, profile: bool, transcription: bool, postgresql: str | None
             port = free_port()
             targets.append(Target(Server(name, procfile_web_command(port), env, workspace / f"{name}.log", port),
                                   database_url, "the line" + (", transcribing its takes" if with_model else "")))
+        port = free_port()
+        targets.append(Target(Server(CHECKED, procfile_web_command(port, f"benchmarks.load:checked_app('{PUBLIC_BASE_URL}')"),
+                                     bare_env, workspace / "checked.log", port), None, "signature and one row"))
         # The bare endpoint again, last: the ratios are taken against the better of its two phases, so one
         # that lost its cores to the machine's other tenants (cpu stolen) does not flatter the line.
         port = free_port()
@@ -552,6 +606,7 @@ def _run(quick: bool, profile: bool, transcription: bool, postgresql: str | None
         outcome = report(results, in_flight, errors, [t.server.name for t in targets], stuck)
         if profile:
             profile_webhooks(folder, fake, token, 40 if quick else 100)
+            cpu_by_part(folder, fake, token, 40 if quick else 100)
         return outcome
 
 
@@ -565,13 +620,14 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
     print(f"    {'server':12} {'calls':>6} {'webhooks':>9} {'p50':>8} {'p99':>8} {'max':>8} {'p50 x bare':>11} "
           f"{'p99 x bare':>11} {'in server p50/p99':>18} {'io / cpu stolen':>16}")
     bares = [name for name in names if name in ("bare", BARE_AGAIN)]
+    unjudged = [*bares, CHECKED]
     bare_p50 = min(percentile(paced[name][0].latencies, .5) for name in bares)
     bare_p99 = min(percentile(paced[name][0].latencies, .99) for name in bares)
     for name in names:
         tally, _, _ = paced[name]
         lat = tally.latencies
         p50, p99 = percentile(lat, .5), percentile(lat, .99)
-        verdict = "" if name in bares else ("  ok" if p99 / bare_p99 <= P99_TARGET else "  MISSED")
+        verdict = "" if name in unjudged else ("  ok" if p99 / bare_p99 <= P99_TARGET else "  MISSED")
         if verdict.strip() == "MISSED":
             missed.append(f"{name} p99 {p99 / bare_p99:.2f}x")
         print(f"    {name:12} {tally.calls:6} {len(lat):9} {p50:8.1f} {p99:8.1f} {max(lat):8.1f} "
@@ -599,7 +655,7 @@ def report(results, in_flight: int, server_errors: dict[str, int], names: list[s
         tally, wall, cpu = saturated[name]
         lat = tally.latencies
         ratio = len(lat) / wall / bare_rate
-        verdict = "" if name in bares else ("  ok" if ratio >= THROUGHPUT_TARGET else "  MISSED")
+        verdict = "" if name in unjudged else ("  ok" if ratio >= THROUGHPUT_TARGET else "  MISSED")
         if verdict.strip() == "MISSED":
             missed.append(f"{name} throughput {ratio:.2f}x")
         print(f"    {name:12} {wall:8.1f} {len(lat):9} {len(lat) / wall:8.1f} {ratio:6.2f}x {percentile(lat, .5):8.1f} "
@@ -709,6 +765,103 @@ def profile_webhooks(workspace: str, fake, token: str, calls: int) -> None:
               f"{name} ({where}:{line})")
 
 
+# The parts timed in (e): (module, attribute, label); a class's method is given as (class, name). Nested
+# parts are timed where they run: the desk's statements, a new case's and its question key's, the jobs'
+# and the commit together are the database's share of the call flow's transaction (ivr/views.py _run).
+def _cpu_parts():
+    import ivr.desk
+    import ivr.views
+    import storage.questions
+    from sqlalchemy.orm import Session
+
+    return [
+        (ivr.views, "twilio_signature_is_valid", "signature check, with the form's parsing"),
+        (ivr.views, "parse_call_event", "CallEvent from the form"),
+        (ivr.views, "_run", "the flow's transaction (session, flow, desk, commit)"),
+        (ivr.desk.SqlCallDesk, "_run", "  the desk's statements (ivr/desk.py)"),
+        (ivr.desk, "open_case_row", "  a new case (storage/cases.py)"),
+        (storage.questions, "new_question_key", "  its question key (storage/questions.py)"),
+        (ivr.desk, "enqueue", "  jobs queued (jobs/queue.py)"),
+        (Session, "commit", "  the commit"),
+        (ivr.views, "_twiml", "TwiML"),
+    ]
+
+
+@contextmanager
+def _thread_cpu_timed(parts, spent: dict[str, float]):
+    """Each part's function wrapped, for the block, to add its thread's CPU time to spent[label]."""
+    originals = []
+
+    def timed(function, label):
+        def wrapper(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.thread_time() - started
+        return wrapper
+
+    try:
+        for owner, name, label in parts:
+            original = owner.__dict__[name]
+            originals.append((owner, name, original))
+            setattr(owner, name, timed(original, label))
+        yield
+    finally:
+        for owner, name, original in reversed(originals):
+            setattr(owner, name, original)
+
+
+def cpu_by_part(workspace: str, fake, token: str, calls: int) -> None:
+    """(e): the same in-process webhooks without a profiler, each part's CPU time (time.thread_time), and
+    the bare endpoint's whole request beside the line's: the line's own cost, without gunicorn's."""
+    from app import create_app
+    from settings import Settings
+    from simulator.audio import tone_wav
+    from simulator.call import CallSimulator
+
+    env, _ = hotline_env(Path(workspace), "parts", token, fake, None)
+    take = tone_wav(2.0)
+    options = dict(public_base_url=PUBLIC_BASE_URL, account_sid=ACCOUNT_SID, auth_token=token, fake_twilio=fake)
+    wholes: dict[str, float] = {}
+    spent: dict[str, float] = {}
+    webhooks = 0
+    line = create_app(Settings.from_env(dict(env, HOTLINE_WORKER="off"), web=True))
+    checked_folder = Path(workspace) / "checked-in-process"
+    checked_folder.mkdir()
+    for name, app in (("bare", bare_app()), (CHECKED, checked_app(PUBLIC_BASE_URL, token, checked_folder)), ("line", line)):
+        simulator = CallSimulator.for_flask_app(app, **options)
+        for n in range(3):  # warm
+            one_call(simulator, f"+44770092{n:04d}", take, 0.0)
+        inner, used, made = app.wsgi_app, [0.0], [0]
+
+        def whole(environ, start_response, inner=inner, used=used, made=made):
+            started = time.thread_time()
+            try:
+                return inner(environ, start_response)
+            finally:
+                used[0] += time.thread_time() - started
+                made[0] += 1
+
+        app.wsgi_app = whole
+        with collector_paused(), _thread_cpu_timed(_cpu_parts() if name == "line" else [], spent):
+            for n in range(calls):
+                one_call(simulator, f"+44770093{n:04d}", take, 0.0)
+        wholes[name] = used[0] * 1000 / made[0]
+        webhooks = made[0]
+    line.extensions["hotline"].db.dispose()
+    print(f"\n(e) CPU a webhook, without a profiler: {webhooks} webhooks of {calls} whole calls in this process "
+          f"(Flask test client, SQLite, no worker; time.thread_time)")
+    print(f"    {'':60} {'ms/webhook':>11}")
+    print(f"    {'the bare endpoint, whole request (Flask wsgi_app)':60} {wholes['bare']:11.3f}")
+    print(f"    {'checked (its signature check and one committed row), whole':60} {wholes[CHECKED]:11.3f}")
+    print(f"    {'the line, whole request (Flask wsgi_app)':60} {wholes['line']:11.3f}")
+    for _, _, label in _cpu_parts():
+        print(f"    {label:60} {spent.get(label, 0.0) * 1000 / webhooks:11.3f}")
+    print(f"    the line's own cost over the bare endpoint's: {wholes['line'] - wholes['bare']:.3f} ms a webhook; "
+          f"over checked's: {wholes['line'] - wholes[CHECKED]:.3f}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 calls in flight, 5 s saturated (the CI form)")
@@ -733,6 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = secrets.token_hex(16)
         with tempfile.TemporaryDirectory(prefix="hotline-profile-") as folder, FakeTwilio(ACCOUNT_SID, token) as fake:
             profile_webhooks(folder, fake, token, 40 if arguments.quick else 100)
+            cpu_by_part(folder, fake, token, 40 if arguments.quick else 100)
         return 0
     errors, missed = run(arguments.quick, arguments.profile, not arguments.no_transcription, arguments.postgresql)
     return 1 if errors or (missed and arguments.enforce_targets) else 0

@@ -71,3 +71,39 @@ def test_the_profile_finds_the_time_in_sqlite_itself(tmp_path, twilio_auth_token
     rows = {line[:64].strip(): line[64:].split() for line in capsys.readouterr().out.splitlines() if len(line) > 64}
     whole, sqlite = float(rows["whole request (Flask wsgi_app)"][0]), float(rows["of which in SQLite itself (cursor.execute)"][0])
     assert 0 < sqlite < whole
+
+
+def test_the_cpu_by_part_times_every_part_within_the_whole_and_unwraps_them(tmp_path, twilio_auth_token, capsys):
+    import ivr.views
+    from benchmarks.load import ACCOUNT_SID, _cpu_parts, cpu_by_part
+    from simulator.fake_twilio import FakeTwilio
+
+    before = [owner.__dict__[name] for owner, name, _ in _cpu_parts()]
+    with FakeTwilio(ACCOUNT_SID, twilio_auth_token) as fake:
+        cpu_by_part(str(tmp_path), fake, twilio_auth_token, 3)
+    rows = {line[:64].strip(): float(line[64:]) for line in capsys.readouterr().out.splitlines()
+            if len(line) > 64 and line.startswith("    ") and line[64:].strip().replace(".", "").isdigit()}
+    whole, bare = rows["the line, whole request (Flask wsgi_app)"], rows["the bare endpoint, whole request (Flask wsgi_app)"]
+    parts = [rows[label.strip()] for _, _, label in _cpu_parts()]
+    checked = rows["checked (its signature check and one committed row), whole"]
+    assert 0 < bare < checked < whole and all(0 < part < whole for part in parts)
+    assert [owner.__dict__[name] for owner, name, _ in _cpu_parts()] == before  # the line runs unwrapped again
+    assert ivr.views._run.__module__ == "ivr.views"
+
+
+def test_the_checked_reference_refuses_a_bad_signature_and_commits_one_row_a_webhook(tmp_path, twilio_auth_token):
+    import sqlite3
+
+    from benchmarks.load import checked_app
+    from tests.conftest import PUBLIC_BASE_URL as SIGNED_BASE_URL  # the URL SignedTwilio signs
+    from tests.support.webhooks import SignedTwilio, call_params, new_call_sid
+
+    twilio = SignedTwilio(checked_app(SIGNED_BASE_URL, twilio_auth_token, tmp_path).test_client(), twilio_auth_token)
+    call_sid = new_call_sid()
+    assert twilio.post("/ivr/voice", call_params(call_sid), signature=False).status_code == 403
+    assert twilio.post("/ivr/voice", call_params(call_sid)).status_code == 200
+    assert twilio.post("/ivr/status", call_params(call_sid)).status_code == 204
+    (database,) = tmp_path.glob("checked-*.db")
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT call_sid, step FROM webhooks ORDER BY id").fetchall() == [
+            (call_sid, "voice"), (call_sid, "status")]
