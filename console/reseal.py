@@ -37,6 +37,7 @@ or missing is refused, and so are this month and later ones (nothing to gain: th
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,6 +78,7 @@ class Reseal:
     items: int  # items this run sealed again
     key_destroyed: bool
     key_kept: str | None = None  # why the key is still there, if it is
+    cases_left: int = 0  # cases still on the period when a run given `seconds` stopped at its limit
 
 
 def target_for(store: KeyStore | None, period: str, now: datetime | None = None) -> str:
@@ -99,10 +101,12 @@ def target_for(store: KeyStore | None, period: str, now: datetime | None = None)
 
 def reseal_period(session: Session, store: KeyStore | None, sealer: Sealer, hotline_private: X25519PrivateKey,
                   period: str, *, actor: User | None = None, actor_label: str = "operator",
-                  now: datetime | None = None) -> Reseal:
+                  now: datetime | None = None, seconds: float | None = None) -> Reseal:
     """Move every case of the period under this month's key, then destroy the period's key if it can go
     now (see the module's docstring). Commits as it goes. actor: the signed-in supervisor (else
-    actor_label, for the operator's command), named in the audit entries."""
+    actor_label, for the operator's command), named in the audit entries. seconds: start no case after
+    this long (the first always), and return with cases_left, the key kept; running it again goes on."""
+    started = time.monotonic()
     now = now or utcnow()
     target = target_for(store, period, now)
     keys = PeriodKeys(hotline_private, store)
@@ -125,6 +129,12 @@ def reseal_period(session: Session, store: KeyStore | None, sealer: Sealer, hotl
         if not left:
             break
         for case_id in left:
+            if seconds is not None and (moved_cases or moved_items) and time.monotonic() - started >= seconds:
+                remaining = len(_cases_on(session, period))
+                session.rollback()
+                return Reseal(period, target, moved_cases, moved_items, False,
+                              f"{remaining} {'case is' if remaining == 1 else 'cases are'} still to move",
+                              cases_left=remaining)
             moved = _reseal_case(session, sealer, keys, hotline_private, period, target, case_id, who)
             if moved is not None:
                 moved_cases += 1

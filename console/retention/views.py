@@ -13,6 +13,10 @@ from console import reseal
 from console.retention import services
 from storage.models import AuditAction, Role
 
+# A press of the re-seal button works this long at most (a case takes 16 to 30 ms with a minute of audio),
+# well within what a browser or a front proxy waits for an answer; pressing again goes on.
+RESEAL_SECONDS_A_PRESS = 20.0
+
 bp = Blueprint("retention", __name__)
 
 
@@ -73,14 +77,16 @@ def reseal_period(period: str):
     console = current_app.extensions["console"]
     try:
         done = reseal.reseal_period(session, console.periods, console.sealer, current_opener().private_key,
-                                    period, actor=current_user())
+                                    period, actor=current_user(), seconds=RESEAL_SECONDS_A_PRESS)
     except (reseal.ResealRefused, reseal.ResealStopped) as refusal:
         session.rollback()
         flash(str(refusal), "error")
         return redirect(url_for("retention.index"))
     moved = (f"Period {done.period}: {done.cases} {'case' if done.cases == 1 else 'cases'} and {done.items} "
              f"{'item' if done.items == 1 else 'items'} sealed again under {done.target}.")
-    if done.key_destroyed:
+    if done.cases_left:
+        flash(f"{moved} {done.key_kept}: press Re-seal again to go on.", "ok")
+    elif done.key_destroyed:
         flash(f"{moved} Its key is destroyed: what was sealed under it opens no more, in any backup of the database.", "ok")
     else:
         flash(f"{moved} Its key is kept: {done.key_kept}.", "ok")

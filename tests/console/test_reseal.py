@@ -486,6 +486,44 @@ def test_a_supervisor_sees_the_months_kept_open_and_reseals_one_with_the_button(
     assert {deleted, held, april}
 
 
+def test_a_big_month_is_resealed_a_stretch_at_a_time_and_the_button_says_what_is_left(console_app, console, hotline,
+                                                                                     people, private_key, monkeypatch):
+    """A month with thousands of long-lived cases takes minutes (16 to 30 ms a case with a minute of audio):
+    longer than a browser or a front proxy waits. Each press works for a bounded time, and says what is left."""
+    import console.retention.views as retention_views
+
+    march_with_a_deleted_case_a_referral_and_a_hold(hotline)
+    the_purge_runs(hotline)
+    monkeypatch.setattr(retention_views, "RESEAL_SECONDS_A_PRESS", 0.0)  # every press: one case, then stop
+    supervisor = people.supervisor()
+    supervisor.signs_in()
+
+    def presses() -> list[str]:
+        response = supervisor.post_form("/retention", {}, action="/retention/periods/2026-03/reseal",
+                                        follow_redirects=True)
+        assert response.status_code == 200
+        return flashes(response.get_data(as_text=True))
+
+    assert presses() == [f"Period 2026-03: 1 case and 2 items sealed again under {this_month()}. 1 case is still "
+                         "to move: press Re-seal again to go on."]
+    assert "2026-03" in months(console)
+    assert len(audit_entries(console, AuditAction.PERIOD_RESEALED)) == 1
+    assert presses() == [f"Period 2026-03: 1 case and 2 items sealed again under {this_month()}. Its key is "
+                         "destroyed: what was sealed under it opens no more, in any backup of the database."]
+    assert "2026-03" not in months(console)
+    assert len(audit_entries(console, AuditAction.PERIOD_RESEALED)) == 2
+
+
+def test_the_operator_s_run_has_no_time_limit_and_a_limited_run_moves_a_case_at_least(console, hotline, private_key):
+    march_with_a_deleted_case_a_referral_and_a_hold(hotline)
+    the_purge_runs(hotline)
+    with console.db.session() as session:
+        first = reseal_period(session, console.periods, console.sealer, private_key, "2026-03", seconds=0.0)
+    assert (first.cases, first.cases_left, first.key_destroyed) == (1, 1, False)
+    rest = the_operator_reseals(console, private_key, "2026-03")
+    assert (rest.cases, rest.cases_left, rest.key_destroyed) == (1, 0, True)
+
+
 def test_the_button_s_bad_and_stale_posts_get_a_message_not_an_error(console_app, console, hotline, people):
     a_worked_case(hotline, MARCH, CaseStatus.REFERRED, 10)
     supervisor = people.supervisor()
