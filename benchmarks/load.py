@@ -787,25 +787,28 @@ def _cpu_parts():
     ]
 
 
+def _cpu_timed(function, spent: dict[str, float], label: str, calls: dict[str, int] | None = None):
+    """function, adding its thread's CPU time to spent[label] (and a call to calls[label]) each time it runs."""
+    def wrapper(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.thread_time() - started
+            if calls is not None:
+                calls[label] = calls.get(label, 0) + 1
+    return wrapper
+
+
 @contextmanager
 def _thread_cpu_timed(parts, spent: dict[str, float]):
     """Each part's function wrapped, for the block, to add its thread's CPU time to spent[label]."""
     originals = []
-
-    def timed(function, label):
-        def wrapper(*args, **kwargs):
-            started = time.thread_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[label] = spent.get(label, 0.0) + time.thread_time() - started
-        return wrapper
-
     try:
         for owner, name, label in parts:
             original = owner.__dict__[name]
             originals.append((owner, name, original))
-            setattr(owner, name, timed(original, label))
+            setattr(owner, name, _cpu_timed(original, spent, label))
         yield
     finally:
         for owner, name, original in reversed(originals):
@@ -823,9 +826,10 @@ def cpu_by_part(workspace: str, fake, token: str, calls: int) -> None:
     env, _ = hotline_env(Path(workspace), "parts", token, fake, None)
     take = tone_wav(2.0)
     options = dict(public_base_url=PUBLIC_BASE_URL, account_sid=ACCOUNT_SID, auth_token=token, fake_twilio=fake)
-    wholes: dict[str, float] = {}
+    used: dict[str, float] = {}  # each app's whole requests' CPU seconds, and how many there were
+    requests: dict[str, int] = {}
+    wholes: dict[str, float] = {}  # ms a request
     spent: dict[str, float] = {}
-    webhooks = 0
     line = create_app(Settings.from_env(dict(env, HOTLINE_WORKER="off"), web=True))
     checked_folder = Path(workspace) / "checked-in-process"
     checked_folder.mkdir()
@@ -833,22 +837,12 @@ def cpu_by_part(workspace: str, fake, token: str, calls: int) -> None:
         simulator = CallSimulator.for_flask_app(app, **options)
         for n in range(3):  # warm
             one_call(simulator, f"+44770092{n:04d}", take, 0.0)
-        inner, used, made = app.wsgi_app, [0.0], [0]
-
-        def whole(environ, start_response, inner=inner, used=used, made=made):
-            started = time.thread_time()
-            try:
-                return inner(environ, start_response)
-            finally:
-                used[0] += time.thread_time() - started
-                made[0] += 1
-
-        app.wsgi_app = whole
+        app.wsgi_app = _cpu_timed(app.wsgi_app, used, name, requests)
         with collector_paused(), _thread_cpu_timed(_cpu_parts() if name == "line" else [], spent):
             for n in range(calls):
                 one_call(simulator, f"+44770093{n:04d}", take, 0.0)
-        wholes[name] = used[0] * 1000 / made[0]
-        webhooks = made[0]
+        wholes[name] = used[name] * 1000 / requests[name]
+    webhooks = requests["line"]
     line.extensions["hotline"].db.dispose()
     print(f"\n(e) CPU a webhook, without a profiler: {webhooks} webhooks of {calls} whole calls in this process "
           f"(Flask test client, SQLite, no worker; time.thread_time)")
